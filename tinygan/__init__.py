@@ -1,0 +1,30 @@
+"""tinygan: a small, readable deep-learning library for training GANs.
+
+import tinygan as tg
+from tinygan import functional as F
+
+x = tg.tensor([[1.0, 2.0]], requires_grad=True)
+loss = F.tanh(x).sum()
+loss.backward()
+"""
+
+# tensor first: it finishes the Tensor class before the modules that build Tensors load.
+from tinygan.tensor import Tensor, tensor  # isort: skip
+from tinygan.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
+from tinygan.backend import cuda_available
+from tinygan.gradcheck import gradcheck, gradgradcheck
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function",
+    "Tensor",
+    "cuda_available",
+    "enable_grad",
+    "grad",
+    "gradcheck",
+    "gradgradcheck",
+    "is_grad_enabled",
+    "no_grad",
+    "tensor",
+]

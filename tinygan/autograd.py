@@ -1,0 +1,305 @@
+"""Reverse-mode automatic differentiation: ``Function``, the graph walk, ``grad``, ``no_grad``.
+
+Every op is a :class:`Function`. Its ``forward`` computes on raw arrays; its ``backward``
+receives the output gradient as a :class:`~tinygan.tensor.Tensor` and returns the input
+gradients **built from tinygan ops**. That single rule gives higher-order gradients:
+
+* ``create_graph=False`` (plain training): backward runs with graph recording switched
+  off, so the gradient ops cost exactly what NumPy costs;
+* ``create_graph=True`` (WGAN-GP's penalty): backward records its own graph, and the
+  gradient can be differentiated again.
+
+The graph walk visits each tensor once, in reverse topological order (a tensor's gradient
+is complete only when every op that consumed it has sent its share), and is iterative, so
+a chain of 10,000 ops never meets Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+from tinygan.backend import array_module, device_of
+from tinygan.tensor import Tensor
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True when new ops record the graph (the default)."""
+    return _grad_enabled
+
+
+@contextmanager
+def _grad_mode(enabled: bool) -> Iterator[None]:
+    global _grad_enabled
+    previous = _grad_enabled
+    _grad_enabled = enabled
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad() -> Any:
+    """Context manager: ops inside record no graph (inference, optimizer steps).
+
+    Example:
+        >>> with tinygan.no_grad():
+        ...     samples = generator(z)
+    """
+    return _grad_mode(False)
+
+
+def enable_grad() -> Any:
+    """Context manager: record the graph again inside a ``no_grad`` block."""
+    return _grad_mode(True)
+
+
+class Function:
+    """One differentiable op: ``forward`` on arrays, ``backward`` on Tensors.
+
+    Subclasses set their parameters (stride, axis, ...) in ``__init__`` and implement:
+
+    * ``forward(*arrays) -> array``, using ``self.xp`` (numpy or cupy), never numpy directly;
+    * ``backward(grad_output: Tensor) -> Tensor | tuple[Tensor | None, ...]``, one gradient
+      per input, each with that input's shape. ``self.inputs`` holds the input Tensors,
+      ``self.output`` the output Tensor, ``self.needs_input_grad[i]`` says whether input i
+      wants a gradient (so an op can skip work nobody asked for).
+
+    A Function never keeps an input-dependent raw array for backward: it uses the input
+    Tensors, or the output Tensor (held weakly, so no reference cycle), so that gradients
+    stay differentiable. Raw arrays are kept only for constants such as a ReLU mask.
+    """
+
+    xp: ModuleType
+    inputs: tuple[Tensor, ...] | None
+    needs_input_grad: tuple[bool, ...]
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        self.xp = _common_array_module(type(self).__name__, inputs)
+        out_data = self.forward(*(t.data for t in inputs))
+        requires_grad = _grad_enabled and any(t.requires_grad for t in inputs)
+        out = Tensor(out_data, requires_grad=requires_grad)
+        if requires_grad:
+            self.inputs = inputs
+            self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+            self._output_ref = weakref.ref(out)
+            out._ctx = self
+        return out
+
+    @property
+    def output(self) -> Tensor:
+        """The output Tensor (alive during backward: the graph walk holds it)."""
+        out = self._output_ref()
+        if out is None:
+            raise RuntimeError(f"{type(self).__name__}: its output tensor no longer exists")
+        return out
+
+    def forward(self, *arrays: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, grad_output: Tensor) -> Tensor | tuple[Tensor | None, ...] | None:
+        raise NotImplementedError
+
+
+def _common_array_module(op: str, inputs: Sequence[Tensor]) -> ModuleType:
+    """The array module shared by all inputs; a clear error for mixed devices or dtypes."""
+    first = inputs[0].data
+    for t in inputs[1:]:
+        if type(t.data) is not type(first) or device_of(t.data) != device_of(first):
+            raise RuntimeError(
+                f"{op}: tensors are on different devices ({device_of(first)} and "
+                f"{device_of(t.data)}); move them with .to(device) first"
+            )
+        if t.data.dtype != first.dtype:
+            raise TypeError(
+                f"{op}: dtype mismatch ({first.dtype} and {t.data.dtype}); cast one with "
+                ".float() or .double() so a float32 model is never silently upcast"
+            )
+    return array_module(first)
+
+
+# ----------------------------------------------------------------------------- graph walk
+
+
+def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Tensors that require grad, each placed before every tensor it was computed from.
+
+    Iterative depth-first search with an explicit stack: a node is appended after all its
+    inputs (post-order); reversing that list puts outputs first.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots if r.requires_grad]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None:
+            if ctx.inputs is None:
+                raise RuntimeError(
+                    "trying to backward through a graph a second time, but its buffers were "
+                    "freed by the first backward; pass retain_graph=True to the first call"
+                )
+            stack.extend((t, False) for t in ctx.inputs if t.requires_grad)
+    order.reverse()
+    return order
+
+
+def _leads_to(order: list[Tensor], targets: set[int]) -> set[int]:
+    """Ids of the tensors in ``order`` from which some target is reachable (targets too)."""
+    reach = set(targets)
+    for node in reversed(order):  # inputs before the tensors computed from them
+        ctx = node._ctx
+        if ctx is not None and any(id(t) in reach for t in ctx.inputs):
+            reach.add(id(node))
+    return reach
+
+
+def _root_gradients(roots: Sequence[Tensor], grads: Sequence[Tensor | None]) -> list[Tensor]:
+    out = []
+    for root, g in zip(roots, grads):
+        if g is None:
+            if root.data.size != 1:
+                raise RuntimeError(
+                    f"backward of a non-scalar output of shape {root.shape} needs an explicit "
+                    "gradient of the same shape (or call .sum() first)"
+                )
+            g = Tensor(root.xp.ones_like(root.data))
+        elif not isinstance(g, Tensor):
+            g = Tensor(root.xp.asarray(g, dtype=root.dtype))
+        if g.shape != root.shape:
+            raise ValueError(f"gradient shape {g.shape} does not match output shape {root.shape}")
+        out.append(g)
+    return out
+
+
+def _run_backward(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Tensor],
+    targets: Sequence[Tensor] | None,
+    create_graph: bool,
+    retain_graph: bool,
+) -> dict[int, Tensor]:
+    """Propagate gradients from ``roots`` to leaves (``targets=None``) or to ``targets``.
+
+    With ``targets=None`` leaf gradients are accumulated into ``.grad``; otherwise the
+    gradients of the targets are returned by id and ``.grad`` is left alone.
+    """
+    order = _topological_order(roots)
+    target_ids = None if targets is None else {id(t) for t in targets}
+    wanted = None if target_ids is None else _leads_to(order, target_ids)
+    grads: dict[int, Tensor] = {}
+    for root, g in zip(roots, root_grads):
+        _accumulate(grads, root, g)
+    found: dict[int, Tensor] = {}
+    with _grad_mode(create_graph):
+        for node in order:
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if target_ids is not None and id(node) in target_ids:
+                found[id(node)] = g
+            ctx = node._ctx
+            if ctx is None:
+                if target_ids is None:
+                    node._accumulate_grad(g)
+                continue
+            needs = tuple(
+                t.requires_grad and (wanted is None or id(t) in wanted) for t in ctx.inputs
+            )
+            if any(needs):
+                ctx.needs_input_grad = needs
+                input_grads = ctx.backward(g)
+                if not isinstance(input_grads, tuple):
+                    input_grads = (input_grads,)
+                for t, gi, need in zip(ctx.inputs, input_grads, needs):
+                    if need and gi is not None:
+                        if gi.shape != t.shape:
+                            raise RuntimeError(
+                                f"{type(ctx).__name__}.backward returned a gradient of shape "
+                                f"{gi.shape} for an input of shape {t.shape}"
+                            )
+                        _accumulate(grads, t, gi)
+            if not retain_graph:
+                ctx.inputs = None  # free the graph: the input tensors can now be collected
+    return found
+
+
+def _accumulate(grads: dict[int, Tensor], node: Tensor, g: Tensor) -> None:
+    previous = grads.get(id(node))
+    grads[id(node)] = g if previous is None else previous + g
+
+
+def backward(
+    tensor: Tensor,
+    gradient: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+) -> None:
+    """Accumulate d(tensor)/d(leaf) into every leaf's ``.grad`` (see ``Tensor.backward``)."""
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            "backward: this tensor does not require grad (no input had requires_grad=True, "
+            "or it was computed under no_grad)"
+        )
+    retain = create_graph if retain_graph is None else retain_graph
+    (g,) = _root_gradients([tensor], [gradient])
+    _run_backward([tensor], [g], None, create_graph, retain)
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs``, returned, not stored in ``.grad``.
+
+    ``sum_k <grad_outputs[k], d outputs[k] / d inputs[i]>`` for each input i. With
+    ``create_graph=True`` the result is itself part of a graph and can be differentiated
+    again; WGAN-GP's penalty reads
+    ``(g,) = tinygan.grad(critic(x_hat).sum(), [x_hat], create_graph=True)``.
+
+    Args:
+        outputs: a tensor or sequence of tensors to differentiate.
+        inputs: tensors (leaves or intermediate results) to differentiate with respect to.
+        grad_outputs: one gradient per output (None: ones, allowed for scalar outputs only).
+        retain_graph: keep the graph for another backward (default: ``create_graph``).
+        create_graph: record the gradient computation for higher-order derivatives.
+        allow_unused: return None for an input the outputs do not depend on, instead of
+            raising an error.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs)
+    for i, out in enumerate(outputs):
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"grad: output {i} does not require grad, so nothing can be differentiated"
+            )
+    retain = create_graph if retain_graph is None else retain_graph
+    root_grads = _root_gradients(outputs, list(grad_outputs))
+    found = _run_backward(outputs, root_grads, inputs, create_graph, retain)
+    result = tuple(found.get(id(t)) for t in inputs)
+    for i, (t, g) in enumerate(zip(inputs, result)):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {i} (shape {t.shape}) is not part of the graph of the outputs"
+                + ("" if t.requires_grad else ": it has requires_grad=False")
+                + "; pass allow_unused=True to get None for it"
+            )
+    return result

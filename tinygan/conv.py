@@ -1,0 +1,271 @@
+"""Convolution as a matrix product: im2col / col2im, conv2d, conv_transpose2d, pooling.
+
+**im2col** copies every KH x KW window of the (zero-padded) input into one row::
+
+    x (N, C, H, W)  ->  cols (N*OH*OW, C*KH*KW),   OH = (H + 2*ph - KH) // sh + 1
+
+so a convolution with weights w (O, C, KH, KW) is one matrix product::
+
+    conv2d(x, w) = cols @ w.reshape(O, C*KH*KW).T      -> (N*OH*OW, O) -> (N, O, OH, OW)
+
+**col2im** is the adjoint of im2col: it adds every row back onto the window it came from
+(overlapping windows add up). Being adjoint, each is the other's backward:
+<im2col(x), c> = <x, col2im(c)>. A transposed convolution is the adjoint of a convolution,
+so it is the same two pieces in the other order::
+
+    conv_transpose2d(y, w) = col2im(y_rows @ w.reshape(O, C*KH*KW))
+
+Because both directions are tinygan Functions with differentiable backward passes, the
+gradients of conv2d and conv_transpose2d are themselves differentiable (WGAN-GP needs
+that) with no extra code. Pooling reuses im2col on one channel at a time.
+"""
+
+from __future__ import annotations
+
+from tinygan.autograd import Function
+from tinygan.ops import matmul, max, mean, pad2d, reshape, transpose
+from tinygan.tensor import Tensor
+
+IntPair = int | tuple[int, int]
+
+
+def _pair(value: IntPair, name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution along one axis: (size + 2p - k) // s + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class Im2col(Function):
+    """cols[(n, i, j), (c, u, v)] = x_pad[n, c, i*sh + u, j*sw + v].
+
+    Forward is one strided view of the padded input (no Python loop) and one copy.
+    Backward: dL/dx = col2im(dL/dcols), the adjoint.
+    """
+
+    def __init__(self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]):
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+        if ph or pw:
+            x = self.xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        s_n, s_c, s_h, s_w = x.strides
+        windows = self.xp.lib.stride_tricks.as_strided(
+            x, shape=(n, oh, ow, c, kh, kw), strides=(s_n, s_h * sh, s_w * sw, s_c, s_h, s_w)
+        )
+        return windows.reshape(n * oh * ow, c * kh * kw)  # the one copy
+
+    def backward(self, grad):
+        return col2im(grad, self.inputs[0].shape, self.kernel, self.stride, self.padding)
+
+
+class Col2im(Function):
+    """x_pad[n, c, i*sh + u, j*sw + v] += cols[(n, i, j), (c, u, v)], then crop the padding.
+
+    One vectorised add per kernel offset (u, v): KH*KW adds, no loop over pixels.
+    Backward: dL/dcols = im2col(dL/dx), the adjoint.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int, int, int],
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+    ):
+        self.shape, self.kernel, self.stride, self.padding = shape, kernel, stride, padding
+
+    def forward(self, cols):
+        n, c, h, w = self.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+        blocks = cols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+        out = self.xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+        for u in range(kh):
+            for v in range(kw):
+                out[:, :, u : u + sh * oh : sh, v : v + sw * ow : sw] += blocks[:, :, u, v]
+        return out[:, :, ph : ph + h, pw : pw + w]
+
+    def backward(self, grad):
+        return im2col(grad, self.kernel, self.stride, self.padding)
+
+
+def im2col(x: Tensor, kernel: IntPair, stride: IntPair = 1, padding: IntPair = 0) -> Tensor:
+    """Unfold (N, C, H, W) into rows of windows: (N*OH*OW, C*KH*KW)."""
+    kernel, stride, padding = (
+        _pair(kernel, "kernel"),
+        _pair(stride, "stride"),
+        _pair(padding, "padding"),
+    )
+    if x.ndim != 4:
+        raise ValueError(f"im2col: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+    _check_window("im2col", x.shape, kernel, stride, padding)
+    return Im2col(kernel, stride, padding)(x)
+
+
+def col2im(
+    cols: Tensor,
+    shape: tuple[int, int, int, int],
+    kernel: IntPair,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+) -> Tensor:
+    """Fold rows of windows (N*OH*OW, C*KH*KW) back onto an (N, C, H, W) image, adding."""
+    kernel, stride, padding = (
+        _pair(kernel, "kernel"),
+        _pair(stride, "stride"),
+        _pair(padding, "padding"),
+    )
+    n, c, h, w = shape
+    oh, ow = _check_window("col2im", shape, kernel, stride, padding)
+    expected = (n * oh * ow, c * kernel[0] * kernel[1])
+    if cols.shape != expected:
+        raise ValueError(
+            f"col2im: cols of shape {cols.shape} do not fit {shape}, expected {expected}"
+        )
+    return Col2im(tuple(shape), kernel, stride, padding)(cols)
+
+
+def _check_window(op: str, shape, kernel, stride, padding) -> tuple[int, int]:
+    if min(stride) < 1 or min(padding) < 0 or min(kernel) < 1:
+        raise ValueError(f"{op}: need kernel >= 1, stride >= 1, padding >= 0")
+    h, w = shape[2] + 2 * padding[0], shape[3] + 2 * padding[1]
+    if h < kernel[0] or w < kernel[1]:
+        raise ValueError(
+            f"{op}: kernel {kernel} is larger than the padded input ({h}, {w}) "
+            f"of shape {tuple(shape)} with padding {padding}"
+        )
+    return conv_output_size(shape[2], kernel[0], stride[0], padding[0]), conv_output_size(
+        shape[3], kernel[1], stride[1], padding[1]
+    )
+
+
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1, padding: IntPair = 0
+) -> Tensor:
+    """2-D convolution (cross-correlation, as in PyTorch).
+
+    y[n, o, i, j] = b[o] + sum_{c,u,v} w[o, c, u, v] * x_pad[n, c, i*s + u, j*s + v]
+
+    Args:
+        x: input (N, C, H, W).
+        weight: (O, C, KH, KW).
+        bias: (O,) or None.
+
+    Returns:
+        (N, O, OH, OW) with OH = (H + 2p - KH) // s + 1.
+    """
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(
+            f"conv2d: expected input (N, C, H, W) and weight (O, C, KH, KW), got shapes "
+            f"{x.shape} and {weight.shape}"
+        )
+    n, c = x.shape[:2]
+    o, wc, kh, kw = weight.shape
+    if c != wc:
+        raise ValueError(
+            f"conv2d: input has {c} channels (shape {x.shape}) but weight expects {wc} "
+            f"(shape {weight.shape})"
+        )
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    cols = im2col(x, (kh, kw), stride, padding)  # (N*OH*OW, C*KH*KW)
+    oh = conv_output_size(x.shape[2], kh, stride[0], padding[0])
+    ow = conv_output_size(x.shape[3], kw, stride[1], padding[1])
+    rows = matmul(cols, transpose(reshape(weight, (o, c * kh * kw)), None))  # (N*OH*OW, O)
+    y = transpose(reshape(rows, (n, oh, ow, o)), (0, 3, 1, 2))  # (N, O, OH, OW)
+    return y if bias is None else y + _channel_bias(bias, o, "conv2d")
+
+
+def conv_transpose2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+) -> Tensor:
+    """2-D transposed convolution: the adjoint of conv2d with the same weight.
+
+    y = col2im(x_rows @ w.reshape(C_in, C_out*KH*KW)), with
+    OH = (H - 1) * s - 2p + KH + output_padding.
+
+    Args:
+        x: input (N, C_in, H, W).
+        weight: (C_in, C_out, KH, KW), PyTorch's layout.
+        bias: (C_out,) or None.
+    """
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(
+            f"conv_transpose2d: expected input (N, C_in, H, W) and weight (C_in, C_out, KH, KW), "
+            f"got shapes {x.shape} and {weight.shape}"
+        )
+    n, c_in, h, w = x.shape
+    wc, c_out, kh, kw = weight.shape
+    if c_in != wc:
+        raise ValueError(
+            f"conv_transpose2d: input has {c_in} channels (shape {x.shape}) but weight expects "
+            f"{wc} (shape {weight.shape})"
+        )
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    oph, opw = _pair(output_padding, "output_padding")
+    if not (0 <= oph < sh and 0 <= opw < sw):
+        raise ValueError(
+            f"conv_transpose2d: output_padding {output_padding} must be smaller than "
+            f"stride {stride}"
+        )
+    out_h, out_w = (h - 1) * sh - 2 * ph + kh + oph, (w - 1) * sw - 2 * pw + kw + opw
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"conv_transpose2d: padding {padding} leaves an empty output")
+    rows = reshape(transpose(x, (0, 2, 3, 1)), (n * h * w, c_in))
+    cols = matmul(rows, reshape(weight, (c_in, c_out * kh * kw)))  # (N*H*W, C_out*KH*KW)
+    y = col2im(cols, (n, c_out, out_h, out_w), (kh, kw), (sh, sw), (ph, pw))
+    return y if bias is None else y + _channel_bias(bias, c_out, "conv_transpose2d")
+
+
+def _channel_bias(bias: Tensor, channels: int, op: str) -> Tensor:
+    if bias.shape != (channels,):
+        raise ValueError(f"{op}: bias must have shape ({channels},), got {bias.shape}")
+    return reshape(bias, (1, channels, 1, 1))
+
+
+def _pool_windows(
+    x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding: IntPair, fill: float, op: str
+):
+    """Windows of every channel separately: (N*C*OH*OW, KH*KW), plus the output shape."""
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
+    n, c, h, w = x.shape
+    padded = pad2d(reshape(x, (n * c, 1, h, w)), padding, fill)
+    cols = im2col(padded, kernel, stride, 0)
+    oh = conv_output_size(h, kernel[0], stride[0], padding[0])
+    ow = conv_output_size(w, kernel[1], stride[1], padding[1])
+    return cols, (n, c, oh, ow)
+
+
+def max_pool2d(
+    x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
+) -> Tensor:
+    """Maximum over each window (stride defaults to the kernel size; padding is -inf)."""
+    cols, shape = _pool_windows(x, kernel_size, stride, padding, float("-inf"), "max_pool2d")
+    return reshape(max(cols, axis=1), shape)
+
+
+def avg_pool2d(
+    x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
+) -> Tensor:
+    """Mean over each window (stride defaults to the kernel size; zero padding counted)."""
+    cols, shape = _pool_windows(x, kernel_size, stride, padding, 0.0, "avg_pool2d")
+    return reshape(mean(cols, axis=1), shape)

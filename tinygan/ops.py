@@ -1,0 +1,746 @@
+"""Differentiable ops: elementwise math, activations, reductions, shapes and matmul.
+
+Each op is one :class:`~tinygan.autograd.Function` subclass (``forward`` on arrays,
+``backward`` on Tensors, the derivative in the docstring) and one lower-case function that
+users call. Because every ``backward`` is written with these same ops, gradients are
+themselves differentiable.
+
+Broadcasting follows NumPy. An op whose inputs were broadcast gets a gradient of the
+*output's* shape and hands each input ``sum_to(grad, input.shape)``: the sum over the
+axes that broadcasting added or stretched. That single helper is the whole story of
+broadcasting in reverse mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygan.autograd import Function
+from tinygan.backend import normalize_device, scatter_add
+from tinygan.backend import to_device as _move_array
+from tinygan.tensor import Tensor
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _constant(value: Any, like: Tensor) -> Tensor:
+    """Wrap a Python/NumPy number or array as a constant with ``like``'s dtype and device.
+
+    Casting to ``like.dtype`` is what keeps float32 training float32: a NumPy float64
+    scalar or array would otherwise promote the whole computation to float64.
+    """
+    if isinstance(value, Tensor):
+        return value
+    return Tensor(like.xp.asarray(value, dtype=like.dtype))
+
+
+def _pair_up(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    if not isinstance(a, Tensor):
+        if not isinstance(b, Tensor):
+            raise TypeError("at least one operand must be a Tensor")
+        return _constant(a, b), b
+    return a, _constant(b, a)
+
+
+def _check_broadcast(op: str, a: Tensor, b: Tensor) -> None:
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast") from None
+
+
+def _normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(a % ndim)
+    return tuple(sorted(set(out)))
+
+
+# ------------------------------------------------------------------------ broadcasting
+
+
+class BroadcastTo(Function):
+    """y = x broadcast to ``shape``.  dL/dx = sum_to(dL/dy, x.shape)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return self.xp.broadcast_to(x, self.shape)
+
+    def backward(self, grad):
+        return sum_to(grad, self.inputs[0].shape)
+
+
+class SumTo(Function):
+    """y = x summed over broadcast axes down to ``shape``.  dL/dx = broadcast(dL/dy)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        lead = x.ndim - len(self.shape)
+        stretched = tuple(
+            lead + i for i, n in enumerate(self.shape) if n == 1 and x.shape[lead + i] != 1
+        )
+        y = x.sum(axis=tuple(range(lead)) + stretched, keepdims=True)
+        return y.reshape(self.shape)
+
+    def backward(self, grad):
+        return broadcast_to(grad, self.inputs[0].shape)
+
+
+def broadcast_to(x: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Broadcast ``x`` to ``shape`` (NumPy rules)."""
+    shape = tuple(shape)
+    return x if x.shape == shape else BroadcastTo(shape)(x)
+
+
+def sum_to(x: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Sum ``x`` down to ``shape``: the reverse of broadcasting ``shape`` to ``x.shape``."""
+    shape = tuple(shape)
+    return x if x.shape == shape else SumTo(shape)(x)
+
+
+# -------------------------------------------------------------------- binary arithmetic
+
+
+class Add(Function):
+    """y = a + b.  dL/da = dL/dy,  dL/db = dL/dy (each summed to its input's shape)."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return sum_to(grad, a.shape), sum_to(grad, b.shape)
+
+
+class Sub(Function):
+    """y = a - b.  dL/da = dL/dy,  dL/db = -dL/dy."""
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, grad):
+        a, b = self.inputs
+        gb = sum_to(-grad, b.shape) if self.needs_input_grad[1] else None
+        return sum_to(grad, a.shape), gb
+
+
+class Mul(Function):
+    """y = a * b.  dL/da = dL/dy * b,  dL/db = dL/dy * a."""
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, grad):
+        a, b = self.inputs
+        ga = sum_to(grad * b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(grad * a, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    """y = a / b.  dL/da = dL/dy / b,  dL/db = -dL/dy * a / b^2 = -dL/dy * y / b."""
+
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, grad):
+        a, b = self.inputs
+        ga = sum_to(grad / b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(-(grad * self.output) / b, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def _binary(cls: type[Function], name: str, a: Any, b: Any) -> Tensor:
+    a, b = _pair_up(a, b)
+    _check_broadcast(name, a, b)
+    return cls()(a, b)
+
+
+def add(a: Any, b: Any) -> Tensor:
+    """Elementwise ``a + b`` with broadcasting."""
+    return _binary(Add, "add", a, b)
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """Elementwise ``a - b`` with broadcasting."""
+    return _binary(Sub, "sub", a, b)
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """Elementwise ``a * b`` with broadcasting."""
+    return _binary(Mul, "mul", a, b)
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """Elementwise ``a / b`` with broadcasting."""
+    return _binary(Div, "div", a, b)
+
+
+class PowScalar(Function):
+    """y = x^p for a constant p.  dL/dx = dL/dy * p * x^(p-1)."""
+
+    def __init__(self, exponent: float) -> None:
+        self.exponent = exponent
+
+    def forward(self, x):
+        return x**self.exponent
+
+    def backward(self, grad):
+        (x,) = self.inputs
+        p = self.exponent
+        if p == 2.0:
+            return grad * (x * 2.0)
+        return grad * (pow(x, p - 1.0) * p)
+
+
+def pow(base: Any, exponent: Any) -> Tensor:  # noqa: A001 (the operator's name)
+    """``base ** exponent``. A constant exponent is one op; a tensor one is exp(e * log(b))."""
+    if isinstance(base, Tensor) and not isinstance(exponent, Tensor):
+        if np.ndim(exponent) != 0:
+            raise TypeError("pow: a non-tensor exponent must be a number")
+        return PowScalar(float(exponent))(base)
+    base, exponent = _pair_up(base, exponent)
+    return exp(exponent * log(base))
+
+
+class MatMul(Function):
+    """y = a @ b (last two axes are matrices; leading axes broadcast).
+
+    dL/da = dL/dy @ b^T,  dL/db = a^T @ dL/dy  (summed over broadcast batch axes).
+    """
+
+    def forward(self, a, b):
+        return self.xp.matmul(a, b)
+
+    def backward(self, grad):
+        a, b = self.inputs
+        ga = sum_to(matmul(grad, swap_last(b)), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(matmul(swap_last(a), grad), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """Matrix product ``a @ b`` of tensors with at least two dimensions."""
+    a, b = _pair_up(a, b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(
+            f"matmul: both operands need at least 2 dimensions, got shapes {a.shape} and "
+            f"{b.shape} (reshape a vector to (1, n) or (n, 1))"
+        )
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not match "
+            f"({a.shape[-1]} columns against {b.shape[-2]} rows)"
+        )
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch shapes of {a.shape} and {b.shape} differ") from None
+    return MatMul()(a, b)
+
+
+# ---------------------------------------------------------------------- unary math
+
+
+class Neg(Function):
+    """y = -x.  dL/dx = -dL/dy."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad):
+        return -grad
+
+
+class Exp(Function):
+    """y = e^x.  dL/dx = dL/dy * y."""
+
+    def forward(self, x):
+        return self.xp.exp(x)
+
+    def backward(self, grad):
+        return grad * self.output
+
+
+class Log(Function):
+    """y = ln x.  dL/dx = dL/dy / x."""
+
+    def forward(self, x):
+        return self.xp.log(x)
+
+    def backward(self, grad):
+        return grad / self.inputs[0]
+
+
+class Sqrt(Function):
+    """y = sqrt(x).  dL/dx = dL/dy / (2 y)."""
+
+    def forward(self, x):
+        return self.xp.sqrt(x)
+
+    def backward(self, grad):
+        return grad / (self.output * 2.0)
+
+
+class Abs(Function):
+    """y = |x|.  dL/dx = dL/dy * sign(x); sign(x) is piecewise constant, so kept as a mask."""
+
+    def forward(self, x):
+        return self.xp.abs(x)
+
+    def backward(self, grad):
+        return grad * _constant(self.xp.sign(self.inputs[0].data), grad)
+
+
+class Clip(Function):
+    """y = min(max(x, lo), hi).  dL/dx = dL/dy where lo <= x <= hi, else 0 (a constant mask)."""
+
+    def __init__(self, lo: float | None, hi: float | None) -> None:
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        return self.xp.clip(x, self.lo, self.hi)
+
+    def backward(self, grad):
+        x = self.inputs[0].data
+        inside = self.xp.ones(x.shape, dtype=bool)
+        if self.lo is not None:
+            inside &= x >= self.lo
+        if self.hi is not None:
+            inside &= x <= self.hi
+        return grad * _constant(inside, grad)
+
+
+def neg(x: Tensor) -> Tensor:
+    """``-x``."""
+    return Neg()(x)
+
+
+def exp(x: Tensor) -> Tensor:
+    """Elementwise e^x."""
+    return Exp()(x)
+
+
+def log(x: Tensor) -> Tensor:
+    """Elementwise natural logarithm."""
+    return Log()(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    """Elementwise square root."""
+    return Sqrt()(x)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001 (NumPy's name)
+    """Elementwise absolute value."""
+    return Abs()(x)
+
+
+def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    """Clamp every element into [min, max] (either bound may be None)."""
+    if min is None and max is None:
+        raise ValueError("clip: give at least one of min and max")
+    return Clip(min, max)(x)
+
+
+# ---------------------------------------------------------------------- activations
+
+
+class ReLU(Function):
+    """y = max(x, 0).  dL/dx = dL/dy * [x > 0]; the mask is constant almost everywhere."""
+
+    def forward(self, x):
+        return self.xp.maximum(x, 0)
+
+    def backward(self, grad):
+        return grad * _constant(self.inputs[0].data > 0, grad)
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else a*x.  dL/dx = dL/dy * (1 if x > 0 else a), a constant mask."""
+
+    def __init__(self, negative_slope: float) -> None:
+        self.slope = negative_slope
+
+    def forward(self, x):
+        return self.xp.where(x > 0, x, x * self.slope)
+
+    def backward(self, grad):
+        x = self.inputs[0].data
+        return grad * _constant(self.xp.where(x > 0, 1.0, self.slope), grad)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x), computed as (1 + tanh(x/2)) / 2 so it never overflows.
+
+    dL/dx = dL/dy * y (1 - y).
+    """
+
+    def forward(self, x):
+        return (self.xp.tanh(x * 0.5) + 1) * 0.5
+
+    def backward(self, grad):
+        y = self.output
+        return grad * (y * (1.0 - y))
+
+
+class Tanh(Function):
+    """y = tanh x.  dL/dx = dL/dy * (1 - y^2)."""
+
+    def forward(self, x):
+        return self.xp.tanh(x)
+
+    def backward(self, grad):
+        y = self.output
+        return grad * (1.0 - y * y)
+
+
+class Softplus(Function):
+    """y = log(1 + e^x), computed as logaddexp(0, x) (stable for large |x|).
+
+    dL/dx = dL/dy * sigmoid(x).
+    """
+
+    def forward(self, x):
+        return self.xp.logaddexp(0, x)
+
+    def backward(self, grad):
+        return grad * sigmoid(self.inputs[0])
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
+    return ReLU()(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, ``negative_slope * x`` otherwise."""
+    return LeakyReLU(float(negative_slope))(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + e^-x)."""
+    return Sigmoid()(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh()(x)
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x), stable for large |x|."""
+    return Softplus()(x)
+
+
+# ---------------------------------------------------------------------- reductions
+
+
+class Sum(Function):
+    """y = sum of x over ``axes``.  dL/dx = dL/dy broadcast back over the summed axes."""
+
+    def __init__(self, axes: tuple[int, ...], keepdims: bool) -> None:
+        self.axes, self.keepdims = axes, keepdims
+
+    def forward(self, x):
+        return x.sum(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, grad):
+        shape = self.inputs[0].shape
+        return broadcast_to(reshape(grad, _kept_shape(shape, self.axes)), shape)
+
+
+class Max(Function):
+    """y = max of x over ``axes``.
+
+    dL/dx = dL/dy at the positions that hold the maximum, 0 elsewhere (ties share it
+    equally). The position mask is piecewise constant, so it is kept as a raw array.
+    """
+
+    def __init__(self, axes: tuple[int, ...], keepdims: bool) -> None:
+        self.axes, self.keepdims = axes, keepdims
+
+    def forward(self, x):
+        return x.max(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, grad):
+        x = self.inputs[0].data
+        kept = _kept_shape(x.shape, self.axes)
+        is_max = x == self.output.data.reshape(kept)
+        share = is_max / is_max.sum(axis=self.axes, keepdims=True)
+        return broadcast_to(reshape(grad, kept), x.shape) * _constant(share, grad)
+
+
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def sum(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over ``axis`` (None: all axes)."""
+    return Sum(_normalize_axes(axis, x.ndim), keepdims)(x)
+
+
+def mean(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis`` (None: all axes): the sum times 1/count."""
+    axes = _normalize_axes(axis, x.ndim)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    return sum(x, axes, keepdims) * (1.0 / count)
+
+
+def max(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over ``axis`` (None: all axes)."""
+    if x.size == 0:
+        raise ValueError("max: the tensor is empty")
+    return Max(_normalize_axes(axis, x.ndim), keepdims)(x)
+
+
+# ---------------------------------------------------------------------- shapes
+
+
+class Reshape(Function):
+    """y = x with a new shape.  dL/dx = dL/dy reshaped back."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(self.shape)
+
+    def backward(self, grad):
+        return reshape(grad, self.inputs[0].shape)
+
+
+class Transpose(Function):
+    """y = x with its axes permuted.  dL/dx = dL/dy permuted by the inverse permutation."""
+
+    def __init__(self, axes: tuple[int, ...]) -> None:
+        self.axes = axes
+
+    def forward(self, x):
+        return x.transpose(self.axes)
+
+    def backward(self, grad):
+        return transpose(grad, tuple(np.argsort(self.axes)))
+
+
+class GetItem(Function):
+    """y = x[index].  dL/dx = zeros with dL/dy added at ``index`` (see ScatterAdd)."""
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+
+    def forward(self, x):
+        return x[self.index]
+
+    def backward(self, grad):
+        return ScatterAdd(self.index, self.inputs[0].shape)(grad)
+
+
+class ScatterAdd(Function):
+    """y = zeros(shape) with y[index] += g (repeated indices add up).  dL/dg = dL/dy[index].
+
+    The adjoint of GetItem, so each is the other's backward.
+    """
+
+    def __init__(self, index: Any, shape: tuple[int, ...]) -> None:
+        self.index, self.shape = index, shape
+
+    def forward(self, g):
+        out = self.xp.zeros(self.shape, dtype=g.dtype)
+        if _is_basic_index(self.index):
+            out[self.index] = g  # slices and integers never repeat an element
+        else:
+            scatter_add(self.xp, out, self.index, g)
+        return out
+
+    def backward(self, grad):
+        return GetItem(self.index)(grad)
+
+
+def _is_basic_index(index: Any) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, slice, type(None), type(Ellipsis))) for p in parts)
+
+
+class Concat(Function):
+    """y = concatenation of the inputs along ``axis``.  Each input gets its slice of dL/dy."""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *arrays):
+        return self.xp.concatenate(arrays, axis=self.axis)
+
+    def backward(self, grad):
+        grads, start = [], 0
+        for t in self.inputs:
+            index = [slice(None)] * grad.ndim
+            index[self.axis] = slice(start, start + t.shape[self.axis])
+            grads.append(grad[tuple(index)])
+            start += t.shape[self.axis]
+        return tuple(grads)
+
+
+class Pad(Function):
+    """y = x surrounded by ``pad`` constant values on the last two axes (H and W).
+
+    dL/dx = the centre of dL/dy (the padding is constant).
+    """
+
+    def __init__(self, pad: tuple[int, int], value: float) -> None:
+        self.pad, self.value = pad, value
+
+    def forward(self, x):
+        ph, pw = self.pad
+        width = [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)]
+        return self.xp.pad(x, width, constant_values=self.value)
+
+    def backward(self, grad):
+        ph, pw = self.pad
+        h, w = grad.shape[-2:]
+        return grad[..., ph : h - ph, pw : w - pw]
+
+
+class Cast(Function):
+    """y = x converted to another float dtype.  dL/dx = dL/dy converted back."""
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = np.dtype(dtype)
+
+    def forward(self, x):
+        return x.astype(self.dtype)
+
+    def backward(self, grad):
+        return cast(grad, self.inputs[0].dtype)
+
+
+class ToDevice(Function):
+    """y = x copied to another device.  dL/dx = dL/dy copied back."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def forward(self, x):
+        return _move_array(x, self.device)
+
+    def backward(self, grad):
+        return to_device(grad, self.inputs[0].device)
+
+
+def reshape(x: Tensor, shape: Any) -> Tensor:
+    """``x`` with a new shape (one entry may be -1)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(int(n) for n in shape)
+    known = int(np.prod([n for n in shape if n != -1]))
+    if shape.count(-1) == 1 and known > 0 and x.size % known == 0:
+        shape = tuple(x.size // known if n == -1 else n for n in shape)
+    if shape.count(-1) or int(np.prod(shape)) != x.size or any(n < 0 for n in shape):
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} to {shape}")
+    if shape == x.shape:
+        return x
+    return Reshape(shape)(x)
+
+
+def transpose(x: Tensor, axes: Any = None) -> Tensor:
+    """Permute the axes (None: reverse them)."""
+    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"transpose: {axes} is not a permutation of the axes of {x.shape}")
+    return Transpose(axes)(x)
+
+
+def swap_last(x: Tensor) -> Tensor:
+    """Swap the last two axes (the matrix transpose of a batch of matrices)."""
+    axes = list(range(x.ndim))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return Transpose(tuple(axes))(x)
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    """``x[index]`` with slices, integers, None, Ellipsis, integer or boolean arrays."""
+    index = _raw_index(index, x)
+    try:
+        return GetItem(index)(x)
+    except IndexError as err:
+        raise IndexError(f"getitem: invalid index for a tensor of shape {x.shape}: {err}") from None
+
+
+def _raw_index(index: Any, x: Tensor) -> Any:
+    """Tensors become integer arrays; boolean masks become integer arrays (for scatter)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    out = []
+    for p in parts:
+        if isinstance(p, Tensor):
+            p = p.data.astype(np.int64)
+        if isinstance(p, list):
+            p = x.xp.asarray(p)
+        if hasattr(p, "dtype") and p.dtype == bool:
+            out.extend(p.nonzero())
+        else:
+            out.append(p)
+    return out[0] if len(out) == 1 and not isinstance(index, tuple) else tuple(out)
+
+
+def concat(tensors: list[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concat: needs at least one tensor")
+    ndim = tensors[0].ndim
+    axis = _normalize_axes(axis, ndim)[0]
+    for t in tensors[1:]:
+        if t.ndim != ndim or any(
+            a != b for i, (a, b) in enumerate(zip(t.shape, tensors[0].shape)) if i != axis
+        ):
+            raise ValueError(
+                f"concat: shapes {tensors[0].shape} and {t.shape} differ outside axis {axis}"
+            )
+    return Concat(axis)(*tensors)
+
+
+def stack(tensors: list[Tensor], axis: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    shape = tensors[0].shape
+    for t in tensors[1:]:
+        if t.shape != shape:
+            raise ValueError(f"stack: shapes {shape} and {t.shape} differ")
+    axis = axis % (len(shape) + 1)
+    new_shape = shape[:axis] + (1,) + shape[axis:]
+    return concat([reshape(t, new_shape) for t in tensors], axis)
+
+
+def pad2d(x: Tensor, padding: tuple[int, int], value: float = 0.0) -> Tensor:
+    """Pad the last two axes by ``padding = (ph, pw)`` on each side with ``value``."""
+    if padding == (0, 0):
+        return x
+    return Pad(tuple(padding), float(value))(x)
+
+
+def cast(x: Tensor, dtype: Any) -> Tensor:
+    """``x`` as float32 or float64 (differentiable)."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"cast: tensors hold float32 or float64, not {dtype}")
+    return x if x.dtype == dtype else Cast(dtype)(x)
+
+
+def to_device(x: Tensor, device: str) -> Tensor:
+    """``x`` on ``device`` ("cpu" or "cuda"), differentiable across the move."""
+    target = normalize_device(device)
+    if x.device.split(":")[0] == target:
+        return x
+    return ToDevice(target)(x)

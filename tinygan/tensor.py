@@ -1,0 +1,291 @@
+"""``Tensor``: an n-dimensional array that remembers how it was computed.
+
+A Tensor wraps a NumPy array (CPU) or a CuPy array (GPU) in ``.data``. When it was made by
+an op from inputs that require grad, ``._ctx`` points at that op (a
+:class:`~tinygan.autograd.Function`), whose ``inputs`` point at the input Tensors: that
+chain is the graph that ``backward`` walks. Leaves (tensors made by the user) have no
+``_ctx``; those with ``requires_grad=True`` collect their gradient in ``.grad``.
+
+Every operator below is written out and calls the op of the same name in
+:mod:`tinygan.ops`; nothing is registered by magic.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from tinygan.backend import array_module, device_of, is_cupy_array, to_device, to_numpy
+
+_FLOAT_DTYPES = (np.float32, np.float64)
+
+
+class Tensor:
+    """An array plus what autograd needs: ``requires_grad``, ``grad`` and the creating op.
+
+    ``Tensor(array)`` keeps a float32 or float64 NumPy/CuPy array as it is (no copy) and
+    converts anything else to float32. Use :func:`tensor` for an always-copying factory.
+    """
+
+    __array_priority__ = 1000  # numpy_array * tensor calls Tensor.__rmul__, not numpy's
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        elif isinstance(data, np.generic):  # NumPy reductions return scalars: keep the dtype
+            data = np.asarray(data)
+        if dtype is not None:
+            data = _as_array(data, np.dtype(dtype))
+        elif not (_is_array(data) and data.dtype in _FLOAT_DTYPES):
+            data = _as_array(data, np.dtype(np.float32))
+        self.data = data
+        self.requires_grad = bool(requires_grad)
+        self.grad: Tensor | None = None
+        self._ctx = None  # the Function that made this tensor (None for leaves)
+
+    # ------------------------------------------------------------------ array properties
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def device(self) -> str:
+        return device_of(self.data)
+
+    @property
+    def xp(self) -> ModuleType:
+        """The array module (numpy or cupy) holding ``data``."""
+        return array_module(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(")
+        extras = [f"dtype={self.dtype}"] if self.dtype != np.float32 else []
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body, *extras]) + ")"
+
+    # ------------------------------------------------------------------ conversions
+    def numpy(self) -> np.ndarray:
+        """A host NumPy copy of the data."""
+        return to_numpy(self.data)
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python float."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
+        return float(self.data.reshape(()))
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (shares memory, requires_grad=False)."""
+        return Tensor(self.data)
+
+    def to(self, device: str) -> Tensor:
+        """This tensor on ``device`` ("cpu" or "cuda"); differentiable across the move."""
+        return ops.to_device(self, device)
+
+    def float(self) -> Tensor:
+        """Cast to float32 (differentiable)."""
+        return ops.cast(self, np.float32)
+
+    def double(self) -> Tensor:
+        """Cast to float64 (differentiable)."""
+        return ops.cast(self, np.float64)
+
+    # ------------------------------------------------------------------ autograd
+    def backward(
+        self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+    ) -> None:
+        """Accumulate the gradient of this tensor into every leaf's ``.grad``.
+
+        Args:
+            gradient: d(loss)/d(self); may be omitted for a one-element tensor.
+            retain_graph: keep the graph for a second backward (default: ``create_graph``).
+            create_graph: record the backward pass so gradients can be differentiated again.
+        """
+        autograd.backward(self, gradient, retain_graph, create_graph)
+
+    def _accumulate_grad(self, g: Tensor) -> None:
+        if not g.requires_grad and g.data.base is not None:
+            # A broadcast view (for example from sum's backward) may be read-only: own it.
+            g = Tensor(g.xp.ascontiguousarray(g.data))
+        self.grad = g if self.grad is None else self.grad + g
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ------------------------------------------------------------------ operators
+    def __add__(self, other: Any) -> Tensor:
+        return ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.div(other, self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        return ops.pow(self, exponent)
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return ops.pow(base, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return ops.neg(self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.getitem(self, index)
+
+    # Comparisons give plain boolean arrays: they have no gradient.
+    def __lt__(self, other: Any) -> Any:
+        return self.data < _raw(other)
+
+    def __le__(self, other: Any) -> Any:
+        return self.data <= _raw(other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self.data > _raw(other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self.data >= _raw(other)
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return self.data == _raw(other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return self.data != _raw(other)
+
+    __hash__ = object.__hash__  # tensors are identities, usable as dict keys
+
+    # ------------------------------------------------------------------ methods
+    def reshape(self, *shape: Any) -> Tensor:
+        return ops.reshape(self, _shape_arg(shape))
+
+    def transpose(self, *axes: Any) -> Tensor:
+        return ops.transpose(self, _shape_arg(axes) or None)
+
+    def permute(self, *axes: Any) -> Tensor:
+        return ops.transpose(self, _shape_arg(axes))
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 (NumPy's name)
+        return ops.transpose(self, None)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return ops.max(self, axis, keepdims)
+
+    def exp(self) -> Tensor:
+        return ops.exp(self)
+
+    def log(self) -> Tensor:
+        return ops.log(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.sqrt(self)
+
+    def abs(self) -> Tensor:
+        return ops.abs(self)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        return ops.clip(self, min, max)
+
+    def relu(self) -> Tensor:
+        return ops.relu(self)
+
+    def sigmoid(self) -> Tensor:
+        return ops.sigmoid(self)
+
+    def tanh(self) -> Tensor:
+        return ops.tanh(self)
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None):
+    """Make a new leaf tensor, always copying ``data``.
+
+    float32 by default; float64 data stays float64 (for gradient checks); ``dtype``
+    overrides both. ``device`` is "cpu" or "cuda" (default: where ``data`` already is).
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is None:
+        dtype = data.dtype if _is_array(data) and data.dtype in _FLOAT_DTYPES else np.float32
+    array = _as_array(data, np.dtype(dtype))
+    array = array.copy() if array is data else array
+    if device is not None:
+        array = to_device(array, device)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def _is_array(data: Any) -> bool:
+    return isinstance(data, np.ndarray) or is_cupy_array(data)
+
+
+def _as_array(data: Any, dtype: np.dtype) -> Any:
+    if dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"tensors hold float32 or float64 data, not {dtype}")
+    xp = array_module(data)
+    return xp.asarray(data, dtype=dtype)
+
+
+def _raw(value: Any) -> Any:
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _shape_arg(args: tuple) -> tuple:
+    """Accept both ``t.reshape(2, 3)`` and ``t.reshape((2, 3))``."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+# The ops and the graph walk build Tensors, so they are imported after the class exists.
+from tinygan import autograd, ops  # noqa: E402
