@@ -378,8 +378,8 @@ class LeakyReLU(Function):
         return self.xp.where(x > 0, x, x * self.slope)
 
     def backward(self, grad):
-        x = self.inputs[0].data
-        return grad * _constant(self.xp.where(x > 0, 1.0, self.slope), grad)
+        positive = (self.inputs[0].data > 0).astype(grad.dtype)
+        return grad * _constant(positive * (1.0 - self.slope) + self.slope, grad)
 
 
 class Sigmoid(Function):
@@ -478,7 +478,7 @@ class Max(Function):
     def backward(self, grad):
         x = self.inputs[0].data
         kept = _kept_shape(x.shape, self.axes)
-        is_max = x == self.output.data.reshape(kept)
+        is_max = (x == self.output.data.reshape(kept)).astype(x.dtype)
         share = is_max / is_max.sum(axis=self.axes, keepdims=True)
         return broadcast_to(reshape(grad, kept), x.shape) * _constant(share, grad)
 

@@ -1,0 +1,57 @@
+"""Shared helpers for the benchmarks: timing medians, machine description, optional torch."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+def median_ms(fn: Callable[[], object], repeats: int = 20, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def blas_threads() -> str:
+    """The BLAS library NumPy uses and its thread count, as far as NumPy tells."""
+    try:
+        from threadpoolctl import threadpool_info  # optional, only for the description
+
+        infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        if infos:
+            return f"{infos[0]['internal_api']} {infos[0]['num_threads']} threads"
+    except ImportError:
+        pass
+    return "BLAS threads: default"
+
+
+def machine() -> str:
+    """One line describing the CPU, core count and library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}"
+
+
+def import_torch():
+    """PyTorch if installed (an optional benchmark extra), else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
