@@ -109,6 +109,7 @@ def batch_norm(
             None when training).
         weight, bias: (C,) affine parameters, or None.
     """
+    momentum, eps = float(momentum), float(eps)  # NumPy float64 scalars would upcast float32
     if x.ndim not in (2, 4):
         raise ValueError(f"batch_norm: expected input (N, C) or (N, C, H, W), got {x.shape}")
     channels = x.shape[1]
@@ -159,6 +160,7 @@ def dropout(
         generator: a NumPy Generator for CPU tensors (for reproducible masks); CuPy tensors
             draw from CuPy's generator.
     """
+    p = float(p)  # a NumPy float64 p would make the mask float64
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:

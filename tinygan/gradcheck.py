@@ -87,7 +87,7 @@ def _compare(analytic, numeric, atol: float, rtol: float, what: str) -> None:
     for k, (a, n) in enumerate(zip(analytic, numeric)):
         excess = np.abs(a - n) - (atol + rtol * np.abs(n))
         if excess.size and excess.max() > 0:
-            worst = np.unravel_index(int(np.argmax(excess)), a.shape)
+            worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), a.shape))
             raise GradcheckError(
                 f"{what} of input {k} disagrees with finite differences at index {worst}: "
                 f"analytic {a[worst]:.8g}, numeric {n[worst]:.8g} "

@@ -352,7 +352,8 @@ def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tenso
     """Clamp every element into [min, max] (either bound may be None)."""
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
-    return Clip(min, max)(x)
+    # Python floats: a NumPy float64 bound would make np.clip upcast float32 data.
+    return Clip(None if min is None else float(min), None if max is None else float(max))(x)
 
 
 # ---------------------------------------------------------------------- activations

@@ -1,0 +1,118 @@
+"""Time conv2d and conv_transpose2d at the DCGAN-28 sizes, tinygan against PyTorch.
+
+    python benchmarks/ops.py                 # CPU; adds PyTorch columns when torch is installed
+    python benchmarks/ops.py --device cuda   # CuPy against PyTorch CUDA
+
+Each row is a layer of the DCGAN-28 reference model of DESIGN.md at batch 64, timed as the
+median of ``--repeats`` runs after a warm-up: the forward pass alone (no graph recorded)
+and forward + backward (gradients of input and weight). PyTorch runs with the same number
+of threads, interleaved in the same process, on the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import tinygan as tg  # noqa: E402
+from benchmarks.common import import_torch, machine, median_ms  # noqa: E402
+from tinygan import functional as F  # noqa: E402
+
+# (name, op, input shape, weight shape); every layer uses kernel 4, stride 2, padding 1.
+LAYERS = [
+    ("D conv1  1->64, 28->14", "conv2d", (64, 1, 28, 28), (64, 1, 4, 4)),
+    ("D conv2  64->128, 14->7", "conv2d", (64, 64, 14, 14), (128, 64, 4, 4)),
+    ("G convT1 128->64, 7->14", "conv_transpose2d", (64, 128, 7, 7), (128, 64, 4, 4)),
+    ("G convT2 64->1, 14->28", "conv_transpose2d", (64, 64, 14, 14), (64, 1, 4, 4)),
+]
+
+
+def _synchronizer(device: str, torch):
+    if device == "cpu":
+        return lambda: None, lambda: None
+    import cupy
+
+    return cupy.cuda.Device().synchronize, torch.cuda.synchronize if torch else (lambda: None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+
+    torch = import_torch()
+    if torch is not None:
+        torch.set_num_threads(os.cpu_count() or 1)
+    sync_tg, sync_torch = _synchronizer(args.device, torch)
+    rng = np.random.default_rng(0)
+
+    print(f"machine: {machine()}")
+    if args.device == "cuda":
+        import cupy
+
+        print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
+    print(f"torch: {torch.__version__ + f', {torch.get_num_threads()} threads' if torch else 'not installed'}")
+    print(f"device: {args.device}, batch 64, median of {args.repeats} runs (ms)\n")
+    header = "| layer | tinygan fwd | torch fwd | ratio | tinygan fwd+bwd | torch fwd+bwd | ratio |"
+    print(header)
+    print("|" + "---|" * 7)
+    for name, op, x_shape, w_shape in LAYERS:
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        w = (rng.standard_normal(w_shape) * 0.05).astype(np.float32)
+        tg_op = getattr(F, op)
+        xt = tg.tensor(x, requires_grad=True, device=args.device)
+        wt = tg.tensor(w, requires_grad=True, device=args.device)
+
+        def tg_forward():
+            with tg.no_grad():
+                tg_op(xt, wt, stride=2, padding=1)
+            sync_tg()
+
+        def tg_train():
+            y = tg_op(xt, wt, stride=2, padding=1)
+            y.backward(y.xp.ones(y.shape, dtype=np.float32))
+            xt.grad = wt.grad = None
+            sync_tg()
+
+        row = [median_ms(tg_forward, args.repeats), None, median_ms(tg_train, args.repeats), None]
+        if torch is not None:
+            torch_op = getattr(torch.nn.functional, op)
+            dev = "cuda" if args.device == "cuda" else "cpu"
+            xq = torch.tensor(x, requires_grad=True, device=dev)
+            wq = torch.tensor(w, requires_grad=True, device=dev)
+
+            def torch_forward():
+                with torch.no_grad():
+                    torch_op(xq, wq, stride=2, padding=1)
+                sync_torch()
+
+            def torch_train():
+                y = torch_op(xq, wq, stride=2, padding=1)
+                y.backward(torch.ones_like(y))
+                xq.grad = wq.grad = None
+                sync_torch()
+
+            row[1] = median_ms(torch_forward, args.repeats)
+            row[3] = median_ms(torch_train, args.repeats)
+
+        def cell(v):
+            return "-" if v is None else f"{v:.2f}"
+
+        def ratio(a, b):
+            return "-" if b is None else f"{a / b:.2f}"
+
+        print(
+            f"| {name} | {cell(row[0])} | {cell(row[1])} | {ratio(row[0], row[1])} | "
+            f"{cell(row[2])} | {cell(row[3])} | {ratio(row[2], row[3])} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
