@@ -1,0 +1,475 @@
+"""tinygan.data: IDX files, downloads (from a local server only), lookup order, image
+folders and batches. No test touches the internet: every dataset's mirrors point at a
+closed local port unless a test serves the files itself."""
+
+import dataclasses
+import functools
+import gzip
+import hashlib
+import http.server
+import shutil
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinygan import data
+from tinygan.data import DatasetError, DownloadError
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED = REPO / "datasets" / "mnist"
+SHARED_FASHION = REPO.parent / "shared" / "datasets" / "fashion-mnist"
+TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+
+
+# --------------------------------------------------------------------------- helpers
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens: connecting fails at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_split(folder: Path, names, n: int, gz: bool = True) -> None:
+    """A tiny MNIST-like split of n images (image i is filled with the value i)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.repeat(np.arange(n, dtype=np.uint8), 28 * 28).reshape(n, 28, 28)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    for name, array in zip(names, (images, labels)):
+        raw = idx_bytes(array)
+        if gz:
+            (folder / name).write_bytes(gzip.compress(raw))
+        else:
+            (folder / name.removesuffix(".gz")).write_bytes(raw)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """No network, no real cache, no TINYGAN_DATA, no system folders, no proxy."""
+    dead = (closed_port_url(),)
+    monkeypatch.setattr(data, "MNIST", dataclasses.replace(data.MNIST, mirrors=dead))
+    monkeypatch.setattr(
+        data,
+        "FASHION_MNIST",
+        dataclasses.replace(data.FASHION_MNIST, mirrors=dead, system_dirs=()),
+    )
+    monkeypatch.delenv("TINYGAN_DATA", raising=False)
+    for proxy in ("http_proxy", "https_proxy", "all_proxy"):  # local servers, no proxy
+        monkeypatch.delenv(proxy, raising=False)
+        monkeypatch.delenv(proxy.upper(), raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """An HTTP server on 127.0.0.1 serving tmp_path/www; yields (base URL, folder)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(www))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/", www
+    httpd.shutdown()
+    httpd.server_close()
+
+
+# --------------------------------------------------------------------------- IDX files
+def test_read_idx_bundled_mnist_test_set():
+    images = data.read_idx(BUNDLED / "t10k-images-idx3-ubyte.gz")
+    labels = data.read_idx(BUNDLED / "t10k-labels-idx1-ubyte.gz")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (10000,) and labels.dtype == np.uint8
+    assert labels[0] == 7 and set(np.unique(labels)) == set(range(10))
+    assert images.max() == 255 and images[0].std() > 0
+    images.flags.writeable = True  # a private, writable copy
+
+
+def test_bundled_files_have_the_published_md5():
+    for name in TEST_FILES:
+        digest = hashlib.md5((BUNDLED / name).read_bytes()).hexdigest()
+        assert digest == data.MNIST.md5[name]
+
+
+def test_read_idx_raw_uncompressed_copy(tmp_path):
+    raw = tmp_path / "t10k-labels-idx1-ubyte"
+    raw.write_bytes(gzip.decompress((BUNDLED / TEST_FILES[1]).read_bytes()))
+    np.testing.assert_array_equal(data.read_idx(raw), data.read_idx(BUNDLED / TEST_FILES[1]))
+
+
+@pytest.mark.parametrize(
+    "code, dtype", [(0x09, np.int8), (0x0B, np.int16), (0x0C, np.int32), (0x0D, np.float32)]
+)
+def test_read_idx_other_types_come_back_in_native_byte_order(tmp_path, code, dtype):
+    array = np.arange(-3, 3).astype(dtype).reshape(2, 3)
+    (tmp_path / "x.idx").write_bytes(idx_bytes(array, code))
+    back = data.read_idx(tmp_path / "x.idx")
+    assert back.dtype == np.dtype(dtype) and back.dtype.isnative
+    np.testing.assert_array_equal(back, array)
+
+
+@pytest.mark.parametrize(
+    "mangle, message",
+    [
+        (lambda raw: b"\x01" + raw[1:], "not an IDX file"),
+        (lambda raw: raw[:2] + b"\x07" + raw[3:], "not an IDX file"),  # unknown type code
+        (lambda raw: b"", "not an IDX file"),
+        (lambda raw: raw[:10], "truncated IDX header"),
+        (lambda raw: raw[:-100], "truncated"),
+        (lambda raw: raw + b"\x00", "too long"),
+        (lambda raw: raw[:12] + struct.pack(">I", 29) + raw[16:], "truncated"),  # 28x29 dims
+    ],
+)
+def test_read_idx_rejects_wrong_files(tmp_path, mangle, message):
+    raw = idx_bytes(data.read_idx(BUNDLED / TEST_FILES[0])[:50])  # (50, 28, 28) uint8
+    for name, content in (("bad-idx", mangle(raw)), ("bad-idx.gz", gzip.compress(mangle(raw)))):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(DatasetError, match=message) as info:
+            data.read_idx(path)
+        assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda gz: gz[: len(gz) // 2],  # cut short
+        lambda gz: gz[:2000] + bytes(200) + gz[2200:],  # damaged deflate data
+        lambda gz: gz[:-8] + b"\xff" * 8,  # wrong CRC and length trailer
+    ],
+)
+def test_read_idx_rejects_broken_gzip(tmp_path, mangle):
+    path = tmp_path / "broken.gz"
+    path.write_bytes(mangle((BUNDLED / TEST_FILES[0]).read_bytes()))
+    with pytest.raises(DatasetError, match="broken gzip") as info:
+        data.read_idx(path)
+    assert "broken.gz" in str(info.value)
+
+
+def test_load_mnist_checks_shapes_and_labels(tmp_path):
+    write_split(tmp_path / "a", TEST_FILES, 5)
+    (tmp_path / "a" / TEST_FILES[1]).write_bytes(gzip.compress(idx_bytes(np.zeros(4, np.uint8))))
+    with pytest.raises(DatasetError, match="expected 5 MNIST labels"):
+        data.load_mnist("test", root=tmp_path / "a", download=False)
+    write_split(tmp_path / "b", TEST_FILES, 5)
+    small = np.zeros((5, 27, 27), np.uint8)
+    (tmp_path / "b" / TEST_FILES[0]).write_bytes(gzip.compress(idx_bytes(small)))
+    with pytest.raises(DatasetError, match=r"expected MNIST images, uint8 \(N, 28, 28\)"):
+        data.load_mnist("test", root=tmp_path / "b", download=False)
+
+
+def test_load_mnist_rejects_unknown_split():
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        data.load_mnist("validation", download=False)
+
+
+# --------------------------------------------------------------------------- downloads
+def test_download_with_right_md5_lands_atomically(server, tmp_path):
+    url, www = server
+    payload = b"tinygan" * 1000
+    (www / "f.bin").write_bytes(payload)
+    dest = tmp_path / "new" / "sub" / "f.bin"
+    got = data.download([url + "f.bin"], dest, hashlib.md5(payload).hexdigest(), timeout=2)
+    assert got == dest and dest.read_bytes() == payload
+    assert leftovers(dest.parent) == []
+
+
+def test_download_with_wrong_md5_raises_and_leaves_nothing(server, tmp_path):
+    url, www = server
+    (www / "f.bin").write_bytes(b"not what we expect")
+    dest = tmp_path / "out" / "f.bin"
+    with pytest.raises(DownloadError, match="MD5 .*expected 0123") as info:
+        data.download([url + "f.bin"], dest, "0123" * 8, timeout=2)
+    assert url + "f.bin" in str(info.value)
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+
+
+def test_download_falls_through_dead_and_missing_mirrors(server, tmp_path):
+    url, www = server
+    (www / "f.bin").write_bytes(b"payload")
+    mirrors = [closed_port_url() + "f.bin", url + "missing/f.bin", url + "f.bin"]
+    dest = tmp_path / "f.bin"
+    data.download(mirrors, dest, hashlib.md5(b"payload").hexdigest(), timeout=2)
+    assert dest.read_bytes() == b"payload"
+
+
+def test_download_skips_a_stalled_mirror_after_the_timeout(server, tmp_path):
+    url, www = server
+    (www / "f.bin").write_bytes(b"payload")
+    with socket.socket() as stalled:  # accepts connections (backlog) but never answers
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(1)
+        stalled_url = f"http://127.0.0.1:{stalled.getsockname()[1]}/f.bin"
+        start = time.monotonic()
+        data.download(
+            [stalled_url, url + "f.bin"],
+            tmp_path / "f.bin",
+            hashlib.md5(b"payload").hexdigest(),
+            timeout=0.3,
+        )
+        assert time.monotonic() - start < 3
+    assert (tmp_path / "f.bin").read_bytes() == b"payload"
+
+
+def test_download_error_names_every_mirror(tmp_path):
+    mirrors = [closed_port_url() + "a.gz", closed_port_url() + "b.gz"]
+    with pytest.raises(DownloadError, match="could not download a.gz from") as info:
+        data.download(mirrors, tmp_path / "a.gz", "0" * 32, timeout=0.5)
+    assert all(m in str(info.value) for m in mirrors)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_mnist_downloads_into_the_cache(server, monkeypatch, tmp_path):
+    url, www = server
+    for name in TEST_FILES:
+        shutil.copy(BUNDLED / name, www / name)
+    monkeypatch.setattr(data, "MNIST", dataclasses.replace(data.MNIST, mirrors=(url,)))
+    images, labels = data.load_mnist("test", download=True, timeout=2)
+    assert images.shape == (10000, 28, 28) and labels[0] == 7
+    cache = tmp_path / "xdg-cache" / "tinygan" / "mnist"
+    assert sorted(p.name for p in cache.iterdir()) == sorted(TEST_FILES)
+
+
+# --------------------------------------------------------------------------- lookup order
+def test_lookup_order_root_then_tinygan_data_then_cache(monkeypatch, tmp_path):
+    write_split(tmp_path / "root", TEST_FILES, 1)
+    write_split(tmp_path / "env" / "mnist", TEST_FILES, 2, gz=False)  # uncompressed names
+    write_split(tmp_path / "xdg-cache" / "tinygan" / "mnist", TEST_FILES, 3)
+    monkeypatch.setenv("TINYGAN_DATA", str(tmp_path / "env"))
+
+    def count(**kwargs):
+        return len(data.load_mnist("test", download=False, **kwargs)[0])
+
+    assert count(root=tmp_path / "root") == 1
+    assert count(root=tmp_path / "empty") == 2  # a root without the files falls through
+    assert count() == 2
+    monkeypatch.delenv("TINYGAN_DATA")
+    assert count() == 3
+    monkeypatch.delenv("XDG_CACHE_HOME")  # then the cache is ~/.cache/tinygan
+    write_split(tmp_path / "home" / ".cache" / "tinygan" / "mnist", TEST_FILES, 4)
+    assert count() == 4
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # ignored, as the XDG spec says
+    assert count() == 4
+
+
+def test_fashion_mnist_searches_its_system_folder(monkeypatch, tmp_path):
+    write_split(tmp_path / "usr-share", TEST_FILES, 6)
+    fashion = dataclasses.replace(data.FASHION_MNIST, system_dirs=(tmp_path / "usr-share",))
+    monkeypatch.setattr(data, "FASHION_MNIST", fashion)
+    assert len(data.load_fashion_mnist("test", download=False)[0]) == 6
+    assert data.dataset_search_dirs(fashion)[-1] == tmp_path / "usr-share"
+
+
+def test_missing_split_without_download_names_the_folders(tmp_path):
+    with pytest.raises(DatasetError, match="train split not found") as info:
+        data.load_mnist("train", root=tmp_path / "nowhere", download=False)
+    assert str(tmp_path / "nowhere") in str(info.value)
+    assert str(tmp_path / "xdg-cache" / "tinygan" / "mnist") in str(info.value)
+
+
+@pytest.mark.skipif(not SHARED_FASHION.is_dir(), reason="../shared/datasets not present")
+def test_real_fashion_mnist_test_split():
+    images, labels = data.load_fashion_mnist("test", root=SHARED_FASHION, download=False)
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    np.testing.assert_array_equal(np.bincount(labels), [1000] * 10)
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_fallback_to_bundled_test_set_says_so_in_one_line(download):
+    lines = []
+    images, labels = data.load_mnist_or_bundled(download=download, log=lines.append, timeout=0.5)
+    assert images.shape == (10000, 28, 28) and labels[0] == 7
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert "bundled" in lines[0] and str(BUNDLED) in lines[0]
+    assert ("could not download" in lines[0]) == download
+
+
+def test_no_fallback_when_the_train_split_is_there(tmp_path):
+    write_split(tmp_path / "root", TRAIN_FILES, 7)
+    lines = []
+    images, _ = data.load_mnist_or_bundled(root=tmp_path / "root", log=lines.append)
+    assert len(images) == 7 and lines == []
+
+
+def test_missing_bundled_folder_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "__file__", str(tmp_path / "site-packages" / "tinygan" / "data.py"))
+    with pytest.raises(DatasetError, match="pip install -e"):
+        data.load_mnist_or_bundled(download=False)
+
+
+# --------------------------------------------------------------------------- image folders
+def make_image_folder(folder: Path) -> None:
+    """Six readable images of various kinds, one garbage .jpg and one text file."""
+    (folder / "nested" / "deeper").mkdir(parents=True)
+    wide = np.zeros((30, 90, 3), np.uint8)  # red | green | red: the centre crop is green
+    wide[:, :30, 0] = wide[:, 60:, 0] = 255
+    wide[:, 30:60, 1] = 255
+    Image.fromarray(wide).save(folder / "a_wide.png")
+    tall = np.zeros((90, 30, 3), np.uint8)
+    tall[30:60, :, 2] = 255  # the centre of a tall image is blue
+    Image.fromarray(tall).save(folder / "b_tall.PNG")
+    Image.new("L", (40, 40), 200).save(folder / "c_grey.png")
+    Image.new("RGBA", (20, 20), (0, 0, 0, 0)).save(folder / "d_transparent.png")
+    Image.new("RGB", (50, 70), (10, 120, 250)).save(folder / "nested" / "e_photo.jpg", quality=95)
+    Image.new("RGB", (16, 16), (255, 255, 0)).save(folder / "nested" / "deeper" / "f.webp")
+    (folder / "nested" / "g_broken.jpg").write_bytes(b"this is not a JPEG" * 10)
+    (folder / "notes.txt").write_text("not an image")
+
+
+def test_load_image_folder_crops_resizes_and_counts_unreadable_files(tmp_path):
+    make_image_folder(tmp_path / "imgs")
+    result = data.load_image_folder(tmp_path / "imgs", size=16, cache=False)
+    assert result.images.shape == (6, 3, 16, 16) and result.images.dtype == np.uint8
+    assert result.skipped == 1 and result.cache_path is None
+    wide, tall, grey, transparent, webp, photo = result.images.astype(int)  # sorted paths
+    np.testing.assert_array_equal(wide[:, 4:12, 4:12].reshape(3, -1).mean(1), [0, 255, 0])
+    np.testing.assert_array_equal(tall[:, 4:12, 4:12].reshape(3, -1).mean(1), [0, 0, 255])
+    assert (grey == 200).all() and (transparent == 255).all()
+    assert np.abs(photo[:, 8, 8] - [10, 120, 250]).max() <= 3
+    assert (webp[:2] >= 250).all() and (webp[2] <= 5).all()
+
+
+def test_empty_or_unreadable_folders_are_clear_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no image files") as info:
+        data.load_image_folder(tmp_path / "empty")
+    assert str(tmp_path / "empty") in str(info.value)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.jpg").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="none of its 1 image files could be read"):
+        data.load_image_folder(tmp_path / "junk", cache=False)
+    with pytest.raises(DatasetError, match="not a folder"):
+        data.load_image_folder(tmp_path / "missing")
+
+
+def test_image_folder_cache_hit_and_invalidation(monkeypatch, tmp_path):
+    make_image_folder(tmp_path / "imgs")
+    first = data.load_image_folder(tmp_path / "imgs", size=8)
+    cache_dir = tmp_path / "xdg-cache" / "tinygan" / "image-folders"
+    assert first.cache_path.parent == cache_dir and first.cache_path.is_file()
+    assert "imgs" in first.cache_path.name and "8px" in first.cache_path.name
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("a cache hit must not open images")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Image, "open", no_open)
+        second = data.load_image_folder(tmp_path / "imgs", size=8)
+    np.testing.assert_array_equal(second.images, first.images)
+    assert second.skipped == 1 and second.cache_path == first.cache_path
+
+    Image.new("RGB", (8, 8), "white").save(tmp_path / "imgs" / "z_new.png")
+    third = data.load_image_folder(tmp_path / "imgs", size=8)
+    assert len(third.images) == 7 and third.cache_path != first.cache_path
+    assert sorted(p.name for p in cache_dir.iterdir()) == [third.cache_path.name]
+
+
+def test_image_folder_progress_and_cache_dir(tmp_path):
+    make_image_folder(tmp_path / "imgs")
+    calls = []
+    result = data.load_image_folder(
+        tmp_path / "imgs",
+        size=8,
+        cache_dir=tmp_path / "mycache",
+        progress=lambda done, total: calls.append((done, total)),
+        workers=1,
+    )
+    assert result.cache_path.parent == tmp_path / "mycache"
+    assert calls[-1] == (7, 7) and calls == sorted(calls)
+
+
+# --------------------------------------------------------------------------- batches
+def indexed_images(n: int) -> np.ndarray:
+    """uint8 (n, 2, 2) images; image i is filled with the value i (n <= 256)."""
+    return np.repeat(np.arange(n, dtype=np.uint8), 4).reshape(n, 2, 2)
+
+
+def batch_indices(batch: np.ndarray) -> list[int]:
+    return np.rint((batch[:, 0, 0, 0] + 1) * 127.5).astype(int).tolist()
+
+
+def test_images_to_float_maps_bytes_to_minus_one_one():
+    x = np.arange(256, dtype=np.uint8)
+    y = data.images_to_float(x)
+    assert y.dtype == np.float32 and y[0] == -1.0 and y[255] == 1.0
+    np.testing.assert_array_equal(y, x.astype(np.float32) / np.float32(127.5) - np.float32(1))
+    with pytest.raises(TypeError, match="uint8"):
+        data.images_to_float(y)
+
+
+def test_iterate_batches_shapes_dtype_range():
+    images = data.read_idx(BUNDLED / TEST_FILES[0])[:1000]
+    batches = list(data.iterate_batches(images, 64, seed=0))
+    assert len(batches) == 1000 // 64
+    for b in batches:
+        assert b.shape == (64, 1, 28, 28) and b.dtype == np.float32
+        assert b.min() >= -1 and b.max() <= 1
+    assert min(b.min() for b in batches) == -1 and max(b.max() for b in batches) == 1
+    last = list(data.iterate_batches(images, 64, drop_last=False))[-1]
+    assert last.shape == (1000 % 64, 1, 28, 28)
+
+
+def test_rgb_and_float_images_pass_through():
+    rgb = np.zeros((10, 3, 4, 4), np.uint8)
+    assert next(data.iterate_batches(rgb, 5)).shape == (5, 3, 4, 4)
+    floats = np.linspace(-1, 1, 10 * 16).reshape(10, 1, 4, 4)  # float64, already in [-1, 1]
+    batch = next(data.iterate_batches(floats, 10, shuffle=False))
+    assert batch.dtype == np.float32
+    np.testing.assert_allclose(batch, floats, atol=1e-7)
+
+
+def test_shuffling_is_seeded():
+    images = indexed_images(100)
+    order = [batch_indices(b) for b in data.iterate_batches(images, 10, seed=1)]
+    again = [batch_indices(b) for b in data.iterate_batches(images, 10, seed=1)]
+    other = [batch_indices(b) for b in data.iterate_batches(images, 10, seed=2)]
+    plain = [batch_indices(b) for b in data.iterate_batches(images, 10, shuffle=False)]
+    assert order == again and order != other
+    assert sorted(sum(order, [])) == list(range(100))  # an epoch visits each image once
+    assert sum(plain, []) == list(range(100))
+
+
+def test_batch_loader_epochs_differ_and_resume_is_exact():
+    loader = data.BatchLoader(indexed_images(50), batch_size=8, seed=3)
+    assert len(loader) == loader.steps_per_epoch == 6
+    stream = loader.batches()
+    uninterrupted = [batch_indices(next(stream)) for _ in range(20)]  # 3+ epochs
+    assert uninterrupted[:6] != uninterrupted[6:12]
+    resumed_loader = data.BatchLoader(indexed_images(50), batch_size=8, seed=3)
+    resumed = resumed_loader.batches(start_step=13)
+    assert [batch_indices(next(resumed)) for _ in range(7)] == uninterrupted[13:]
+    assert batch_indices(loader.batch(7)) == uninterrupted[7]
+    assert [batch_indices(b) for b in loader.epoch(1)] == uninterrupted[6:12]
+
+
+def test_batch_loader_rejects_bad_input():
+    with pytest.raises(ValueError, match="do not fill one batch"):
+        data.BatchLoader(indexed_images(5), batch_size=8)
+    with pytest.raises(ValueError, match=r"\(N, H, W\) or \(N, C, H, W\)"):
+        data.BatchLoader(np.zeros((5, 4), np.uint8), batch_size=2)
+    with pytest.raises(TypeError, match="uint8 or floating"):
+        data.BatchLoader(np.zeros((5, 2, 2), np.int64), batch_size=2)
+    with pytest.raises(ValueError, match="non-negative"):
+        data.BatchLoader(indexed_images(5), batch_size=2).batch(-1)

@@ -1,0 +1,167 @@
+"""tinygan.images (grids, strips, loss plots) and tinygan.fileio.atomic_write."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tinygan as tg
+from tinygan import images
+from tinygan.fileio import atomic_write
+
+
+def pixels(path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+# --------------------------------------------------------------------------- grids
+def test_grid_size_layout_and_known_pixels(tmp_path):
+    batch = -np.ones((5, 1, 4, 6), np.float32)  # black tiles...
+    batch[4] = 1.0  # ...but image 4, at row 1, column 1 of a 3-wide grid, is white
+    batch[0, 0, 1, 2] = 0.0  # mid grey: round(127.5) = 128
+    images.save_grid(batch, tmp_path / "grid.png", nrow=3, padding=2, pad_value=1.0)
+    with Image.open(tmp_path / "grid.png") as image:
+        assert image.mode == "L"
+        assert image.size == (3 * (6 + 2) + 2, 2 * (4 + 2) + 2)  # (width, height)
+    p = pixels(tmp_path / "grid.png")
+    assert p[0, 0] == 255  # padding (pad_value 1 = white)
+    assert p[2, 2] == 0  # first pixel of image 0
+    assert p[2 + 1, 2 + 2] == 128
+    top, left = 2 + 1 * (4 + 2), 2 + 1 * (6 + 2)
+    assert (p[top : top + 4, left : left + 6] == 255).all()  # image 4
+    assert (p[top : top + 4, left - 2 : left] == 255).all()  # padding between tiles
+    assert (p[top:, 2 + 2 * 8 :] == 255).all()  # empty slot after the last image: padding
+
+
+def test_rgb_grid_colours_clipping_and_nan(tmp_path):
+    batch = np.zeros((4, 3, 2, 2), np.float32)
+    batch[0] = np.array([1.0, -1.0, -1.0])[:, None, None]  # red
+    batch[1] = 5.0  # clipped to white
+    batch[2] = np.nan  # mid grey
+    images.save_grid(batch, tmp_path / "rgb.png", padding=1)  # default: 2 x 2 grid
+    p = pixels(tmp_path / "rgb.png")
+    assert p.shape == (2 * 3 + 1, 2 * 3 + 1, 3)
+    assert p[0, 0].tolist() == [0, 0, 0]  # default padding is black
+    assert p[1, 1].tolist() == [255, 0, 0]
+    assert p[1, 4].tolist() == [255, 255, 255]
+    assert p[4, 1].tolist() == [128, 128, 128]
+    assert p[4, 4].tolist() == [128, 128, 128]  # 0.0 is mid grey too
+
+
+def test_grid_accepts_tensors_and_greyscale_without_channel_axis(tmp_path):
+    images.save_grid(tg.tensor(np.ones((3, 1, 5, 5))), tmp_path / "t.png", padding=0)
+    assert pixels(tmp_path / "t.png").shape == (10, 10)  # ceil(sqrt(3)) = 2 columns
+    images.save_grid(np.ones((10, 5, 5)), tmp_path / "nested" / "dir" / "g.png", padding=0)
+    assert pixels(tmp_path / "nested" / "dir" / "g.png").shape == (15, 20)  # 4 columns
+
+
+@pytest.mark.parametrize("shape", [(0, 1, 4, 4), (2, 2, 4, 4), (4, 4), (1, 1, 1, 4, 4)])
+def test_grid_rejects_bad_shapes(tmp_path, shape):
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        images.save_grid(np.zeros(shape), tmp_path / "bad.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_strip_is_one_row(tmp_path):
+    images.save_strip(np.zeros((7, 3, 8, 8)), tmp_path / "strip.png", padding=2)
+    assert pixels(tmp_path / "strip.png").shape == (8 + 4, 7 * 10 + 2, 3)
+
+
+# --------------------------------------------------------------------------- loss plots
+def test_loss_plot_is_written_and_drawn(tmp_path):
+    rng = np.random.default_rng(0)
+    steps = np.arange(500)
+    d = 0.5 + 0.2 * np.exp(-steps / 100) + 0.05 * rng.standard_normal(500)
+    g = 1.0 + 0.2 * rng.standard_normal(500)
+    g[[10, 11, 300]] = [np.nan, np.inf, -np.inf]
+    images.save_loss_plot({"D": d, "G": g}, tmp_path / "loss.png", title="LSGAN")
+    p = pixels(tmp_path / "loss.png")
+    assert p.shape == (540, 960, 3)
+    colours = np.unique(p.astype(np.int32) @ np.array([1 << 16, 1 << 8, 1], np.int32))
+    assert len(colours) > 100  # lines, text, anti-aliasing
+    blue = (np.abs(p.astype(int) - [31, 119, 180]).sum(-1) < 30).sum()
+    orange = (np.abs(p.astype(int) - [255, 127, 14]).sum(-1) < 30).sum()
+    assert blue > 500 and orange > 500  # both averaged curves (and legend swatches) drawn
+    assert (p[0, 0] == 255).all()  # white margin
+
+
+@pytest.mark.parametrize(
+    "curves, kwargs",
+    [
+        ({}, {}),
+        ({"D": []}, {}),
+        ({"D": [1.0]}, {}),
+        ({"D": [np.nan, np.inf]}, {}),
+        ({"D": [2.0, 2.0, 2.0]}, {"smooth": 0}),
+        ({"D": [1.0, 2.0], "G": [3.0, 4.0]}, {"steps": [0, 100]}),
+        ({f"c{i}": np.arange(30.0) * i for i in range(12)}, {"smooth": 5}),
+    ],
+)
+def test_loss_plot_edge_cases(tmp_path, curves, kwargs):
+    images.save_loss_plot(curves, tmp_path / "loss.png", **kwargs)
+    assert pixels(tmp_path / "loss.png").shape == (540, 960, 3)
+
+
+def test_loss_plot_steps_must_match(tmp_path):
+    with pytest.raises(ValueError, match="'G' has 3 values but steps has 2"):
+        images.save_loss_plot({"G": [1, 2, 3]}, tmp_path / "loss.png", steps=[0, 1])
+
+
+def test_moving_average():
+    np.testing.assert_allclose(images.moving_average([1, 2, 3, 4, 5], 3), [1.5, 2, 3, 4, 4.5])
+    np.testing.assert_allclose(images.moving_average([1, np.nan, 3], 3), [1, 2, 3])
+    np.testing.assert_allclose(images.moving_average([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
+    out = images.moving_average([np.inf, 1.0], 1)
+    assert np.isnan(out[0]) and out[1] == 1
+    assert np.isnan(images.moving_average([np.nan, np.nan], 3)).all()
+
+
+# --------------------------------------------------------------------------- atomic writes
+def test_atomic_write_replaces_and_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "file.bin"
+    target.write_bytes(b"old")
+    with atomic_write(target) as f:
+        f.write(b"new")
+        assert target.read_bytes() == b"old"  # unchanged until the block ends
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_raises(tmp_path):
+    target = tmp_path / "file.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="disk on fire"), atomic_write(target) as f:
+        f.write(b"half of the new")
+        raise RuntimeError("disk on fire")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+    with pytest.raises(RuntimeError), atomic_write(tmp_path / "never.bin"):
+        raise RuntimeError
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_atomic_write_honours_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "f") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o640
+
+
+def test_failed_png_save_keeps_the_previous_grid(monkeypatch, tmp_path):
+    path = tmp_path / "grid.png"
+    images.save_grid(np.ones((1, 1, 2, 2)), path, padding=0)
+    before = path.read_bytes()
+
+    def broken_save(self, *args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="no space"):
+        images.save_grid(-np.ones((1, 1, 2, 2)), path, padding=0)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]

@@ -1,0 +1,660 @@
+"""Training data: MNIST and Fashion-MNIST from IDX files, folders of images, mini-batches.
+
+**Storage.** Every loader here returns images as ``uint8`` arrays, and only the batches
+are converted to ``float32`` in [-1, 1] (the range of a generator ending in ``tanh``)::
+
+    MNIST, Fashion-MNIST   uint8 (N, 28, 28)          labels uint8 (N,)
+    image folders          uint8 (N, 3, size, size)   RGB, centre-cropped, resized
+    batches                float32 (B, C, H, W)       x / 127.5 - 1
+
+uint8 is four times smaller than float32: CelebA at 64x64 is 2.5 GB as float32 but
+0.6 GB as uint8, and converting one batch costs microseconds.
+
+**Where MNIST comes from.** ``load_mnist(split, root)`` looks for the split's two IDX
+files (``train-images-idx3-ubyte.gz`` and ``train-labels-idx1-ubyte.gz``, or the same
+names without ``.gz``) in these folders, first match wins:
+
+1. ``root``, when given;
+2. ``$TINYGAN_DATA/mnist`` (``$TINYGAN_DATA/fashion-mnist`` for Fashion-MNIST);
+3. the per-user cache ``$XDG_CACHE_HOME/tinygan/mnist``, by default ``~/.cache/tinygan/mnist``;
+4. for Fashion-MNIST only, ``/usr/share/datasets/fashion-mnist`` (Debian's
+   ``dataset-fashion-mnist`` package).
+
+When no folder has them and ``download=True``, they are downloaded into the first folder
+of that list from the dataset's public mirrors, checked against the published MD5 and
+written atomically. The repository ships the 10,000-image MNIST *test* set in
+``datasets/mnist``; :func:`load_mnist_or_bundled` falls back to it when the 60,000-image
+training set can be neither found nor downloaded. (Reading ``TINYGAN_DATA`` and
+``XDG_CACHE_HOME`` here is the one place where tinygan looks at the environment: data
+locations are a per-machine setting, like ``TORCH_HOME``.)
+
+**Batches.** :class:`BatchLoader` gives reproducible shuffled batches whose order is a pure
+function of ``(seed, step)``, so a resumed run sees exactly the batches of an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import math
+import os
+import re
+import struct
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from tinygan.fileio import atomic_write
+
+PathLike = str | os.PathLike[str]
+
+
+class DatasetError(ValueError):
+    """A data file or folder is missing, truncated, corrupt or not what it claims to be."""
+
+
+class DownloadError(DatasetError):
+    """Every mirror failed to deliver a file with the expected checksum."""
+
+
+# --------------------------------------------------------------------------- IDX files
+# IDX (LeCun's format for MNIST): 4 magic bytes 0x00 0x00 <type code> <ndim>, then ndim
+# big-endian uint32 sizes, then the values, big-endian, in C order.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_idx(path: PathLike) -> np.ndarray:
+    """Read an IDX file, gzip-compressed or raw, into an array in native byte order.
+
+    Compression is detected from the first two bytes (the gzip magic ``1f 8b``), not from
+    the file name. The header is checked (two zero bytes, a known type code, at least one
+    dimension) and the file must hold exactly ``prod(shape) * itemsize`` bytes of data.
+
+    Args:
+        path: the ``.gz`` or uncompressed IDX file.
+
+    Returns:
+        An array with the shape and type the header declares (uint8 for MNIST).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        DatasetError: broken gzip data, a bad magic number, or a length that does not
+            match the declared dimensions (a truncated download, say).
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:  # bad header or CRC, cut short, bad data
+            raise DatasetError(f"{path}: broken gzip data ({e}); delete it, fetch it again") from e
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        raise DatasetError(
+            f"{path}: not an IDX file (magic bytes {raw[:4].hex(' ') or 'missing'}, "
+            "expected 00 00 <type code> <number of dimensions>)"
+        )
+    ndim = raw[3]
+    data_start = 4 + 4 * ndim
+    if len(raw) < data_start:
+        raise DatasetError(f"{path}: truncated IDX header ({len(raw)} bytes for {ndim} sizes)")
+    shape = struct.unpack(f">{ndim}I", raw[4:data_start])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = data_start + math.prod(shape) * dtype.itemsize
+    if len(raw) != expected:
+        problem = "truncated" if len(raw) < expected else "too long"
+        raise DatasetError(
+            f"{path}: {problem}: its header declares shape {shape} of {dtype.name}, which "
+            f"takes {expected} bytes, but it holds {len(raw)}"
+        )
+    values = np.frombuffer(raw, dtype=dtype, offset=data_start).reshape(shape)
+    return values.astype(dtype.newbyteorder("="))  # a writable copy in native byte order
+
+
+# --------------------------------------------------------------------------- downloads
+def download(urls: Sequence[str], dest: PathLike, md5: str, timeout: float = 10.0) -> Path:
+    """Download a file from the first mirror that delivers it with the right MD5.
+
+    Each URL is tried in turn; a mirror that cannot be reached, answers with an HTTP error,
+    stalls for ``timeout`` seconds or sends bytes with another checksum is skipped. The
+    bytes go to a temporary file beside ``dest`` that replaces ``dest`` only once verified,
+    so a failed or interrupted download never leaves a file behind.
+
+    Args:
+        urls: the mirrors' URLs for this file, tried in order.
+        dest: where the file goes; missing parent folders are created.
+        md5: the expected MD5 hex digest.
+        timeout: seconds to wait for a connection or for the next bytes.
+
+    Returns:
+        ``dest`` as a Path.
+
+    Raises:
+        DownloadError: the folder cannot be written, or every mirror failed; the message
+            names each mirror and what went wrong there.
+    """
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(f"cannot download {dest.name}: cannot create {dest.parent}: {e}") from e
+    if not os.access(dest.parent, os.W_OK):
+        raise DownloadError(f"cannot download {dest.name}: {dest.parent} is not writable")
+    failures = []
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(dest) as f:
+                digest = hashlib.md5(usedforsecurity=False)  # a checksum, not security
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    f.write(chunk)
+                if digest.hexdigest() != md5.lower():
+                    raise DownloadError(f"MD5 {digest.hexdigest()}, expected {md5}")
+            return dest
+        except (OSError, http.client.HTTPException, DownloadError) as e:  # includes timeouts
+            reason = e.reason if type(e) is urllib.error.URLError else e  # drop "<urlopen error>"
+            failures.append(f"{url} ({reason})")
+    raise DownloadError(f"could not download {dest.name} from " + ", nor from ".join(failures))
+
+
+# --------------------------------------------------------------------------- data folders
+def user_cache_dir() -> Path:
+    """tinygan's per-user cache: ``$XDG_CACHE_HOME/tinygan``, else ``~/.cache/tinygan``."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: ignore relative
+    return base / "tinygan"
+
+
+def bundled_dataset_dir(name: str = "mnist") -> Path:
+    """The folder of a data set shipped in the repository's ``datasets/`` (beside ``tinygan/``).
+
+    Raises:
+        DatasetError: tinygan runs from an install without the repository's ``datasets/``.
+    """
+    folder = Path(__file__).resolve().parent.parent / "datasets" / name
+    if not folder.is_dir():
+        raise DatasetError(
+            f"the bundled data folder {folder} is missing: it ships in the repository's "
+            "datasets/ folder next to tinygan/, so install tinygan from a checkout with "
+            "`pip install -e .`, or put the data in a folder and pass root= or set TINYGAN_DATA"
+        )
+    return folder
+
+
+@dataclass(frozen=True)
+class IdxDataset:
+    """Where an MNIST-like data set (four IDX files) comes from.
+
+    Attributes:
+        name: folder name under ``$TINYGAN_DATA`` and the cache (``"mnist"``).
+        title: name for messages (``"MNIST"``).
+        mirrors: base URLs, each holding all four ``.gz`` files, tried in order.
+        md5: the MD5 of each ``.gz`` file as published upstream.
+        system_dirs: read-only folders searched last (a Linux package's install folder).
+    """
+
+    name: str
+    title: str
+    mirrors: tuple[str, ...]
+    md5: Mapping[str, str]
+    system_dirs: tuple[Path, ...] = ()
+
+
+MNIST = IdxDataset(
+    name="mnist",
+    title="MNIST",
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    md5={
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+)
+
+FASHION_MNIST = IdxDataset(
+    name="fashion-mnist",
+    title="Fashion-MNIST",
+    mirrors=(
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+    md5={
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+    system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
+)
+
+_SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def dataset_search_dirs(dataset: IdxDataset, root: PathLike | None = None) -> list[Path]:
+    """The folders searched for ``dataset``'s files, in order (see the module docstring)."""
+    dirs = [Path(root)] if root is not None else []
+    if os.environ.get("TINYGAN_DATA"):
+        dirs.append(Path(os.environ["TINYGAN_DATA"]) / dataset.name)
+    dirs.append(user_cache_dir() / dataset.name)
+    return dirs + list(dataset.system_dirs)
+
+
+def _find_file(folder: Path, name: str) -> Path | None:
+    """``folder/name``, or the uncompressed ``folder/name`` without ``.gz``, if present."""
+    for candidate in (folder / name, folder / name.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_split(
+    dataset: IdxDataset, images_path: Path, labels_path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read and cross-check one split's image and label files."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if (
+        images.dtype != np.uint8
+        or images.ndim != 3
+        or images.shape[1:] != (28, 28)
+        or not len(images)
+    ):
+        raise DatasetError(
+            f"{images_path}: expected {dataset.title} images, uint8 (N, 28, 28) with N > 0, "
+            f"got {images.dtype} {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.shape != images.shape[:1] or labels.max() > 9:
+        raise DatasetError(
+            f"{labels_path}: expected {len(images)} {dataset.title} labels, uint8 in 0..9, "
+            f"got {labels.dtype} {labels.shape} (max {labels.max()})"
+        )
+    return images, labels
+
+
+def _load_idx_dataset(
+    dataset: IdxDataset, split: str, root: PathLike | None, allow_download: bool, timeout: float
+) -> tuple[np.ndarray, np.ndarray]:
+    if split not in _SPLIT_FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    names = _SPLIT_FILES[split]
+    dirs = dataset_search_dirs(dataset, root)
+    for folder in dirs:
+        found = [_find_file(folder, name) for name in names]
+        if all(found):
+            return _read_split(dataset, *found)
+    if not allow_download:
+        raise DatasetError(
+            f"{dataset.title} {split} split not found: no folder of "
+            f"{', '.join(map(str, dirs))} holds both {names[0]} and {names[1]}, "
+            "and download=False"
+        )
+    target = dirs[0]
+    paths = [
+        _find_file(target, name)
+        or download([m + name for m in dataset.mirrors], target / name, dataset.md5[name], timeout)
+        for name in names
+    ]
+    return _read_split(dataset, *paths)
+
+
+def load_mnist(
+    split: str = "train",
+    root: PathLike | None = None,
+    download: bool = True,
+    timeout: float = 10.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST handwritten digits: 60,000 training or 10,000 test images.
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        root: a folder holding the IDX files, searched first.
+        download: fetch missing files from the mirrors (MD5-checked) into the first
+            searched folder.
+        timeout: seconds a mirror may stay silent before the next one is tried.
+
+    Returns:
+        ``(images, labels)``: uint8 ``(N, 28, 28)`` with 0 = black background and 255 =
+        ink, and uint8 ``(N,)`` digits 0..9.
+
+    Raises:
+        DatasetError: the files are missing (and cannot be downloaded) or corrupt.
+    """
+    return _load_idx_dataset(MNIST, split, root, download, timeout)
+
+
+def load_fashion_mnist(
+    split: str = "train",
+    root: PathLike | None = None,
+    download: bool = True,
+    timeout: float = 10.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zalando's Fashion-MNIST: 28x28 grey clothing images in 10 classes, MNIST's layout.
+
+    Labels: 0 T-shirt/top, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal, 6 shirt,
+    7 sneaker, 8 bag, 9 ankle boot. Arguments, returns and errors as :func:`load_mnist`;
+    ``/usr/share/datasets/fashion-mnist`` is searched too.
+    """
+    return _load_idx_dataset(FASHION_MNIST, split, root, download, timeout)
+
+
+def load_mnist_or_bundled(
+    root: PathLike | None = None,
+    download: bool = True,
+    log: Callable[[str], None] | None = None,
+    timeout: float = 10.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST for training: the 60,000-image train split, else the bundled 10,000 test images.
+
+    The train split is looked for and downloaded as :func:`load_mnist` does. If that fails
+    (no internet, ``download=False``, a corrupt file), the test set shipped in the
+    repository's ``datasets/mnist`` is returned instead, and one line saying so and why
+    goes to ``log``: the demos pass ``print``; the library itself never prints.
+
+    Args:
+        root: a folder holding the IDX files, searched first.
+        download: try the mirrors when the train split is not on disk.
+        log: called with one line when falling back to the bundled set.
+        timeout: seconds a mirror may stay silent before the next one is tried.
+
+    Returns:
+        ``(images, labels)`` as :func:`load_mnist`.
+
+    Raises:
+        DatasetError: the train split is unavailable and so is the bundled folder.
+    """
+    try:
+        return load_mnist("train", root=root, download=download, timeout=timeout)
+    except DatasetError as e:
+        folder = bundled_dataset_dir("mnist")
+        images, labels = _read_split(MNIST, *(folder / name for name in _SPLIT_FILES["test"]))
+        if log is not None:
+            log(f"MNIST: using the {len(images):,} bundled test images in {folder}, because {e}")
+        return images, labels
+
+
+# --------------------------------------------------------------------------- image folders
+IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
+_CACHE_FORMAT = "tinygan-image-folder-v1"  # bump when the preprocessing changes
+
+
+@dataclass(frozen=True)
+class ImageFolderData:
+    """What :func:`load_image_folder` returns.
+
+    Attributes:
+        images: uint8 ``(N, 3, size, size)``, RGB, in sorted path order.
+        skipped: how many image files could not be read and were left out.
+        cache_path: the ``.npy`` cache used or written, or None with ``cache=False``.
+    """
+
+    images: np.ndarray
+    skipped: int
+    cache_path: Path | None
+
+
+def load_image_folder(
+    root: PathLike,
+    size: int = 64,
+    cache: bool = True,
+    cache_dir: PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> ImageFolderData:
+    """Load every image under a folder (CelebA, shoes, cat faces...) as square RGB arrays.
+
+    Files ending in .jpg, .jpeg, .png, .bmp or .webp (any case) are found recursively and
+    read in sorted order. Each one is turned upright (EXIF orientation), converted to RGB
+    (transparent pixels over white, greyscale repeated over three channels), centre-cropped
+    to a square and resized to ``size`` x ``size`` with Lanczos filtering. Files that Pillow
+    cannot read are skipped and counted.
+
+    The result is cached in one ``.npy`` file, written atomically, whose name holds the
+    folder's name, ``size`` and a fingerprint of every file's path, byte size and
+    modification time: a later call with an unchanged folder loads it in a moment, and
+    adding, removing or editing a file makes a new cache (the stale one is deleted).
+
+    Args:
+        root: the folder to scan.
+        size: side of the square output images, in pixels.
+        cache: read and write the ``.npy`` cache.
+        cache_dir: where caches go; default ``<user cache>/image-folders`` (see
+            :func:`user_cache_dir`).
+        progress: called as ``progress(done, total)`` about every 1% of the decoding.
+        workers: threads decoding in parallel (Pillow releases the GIL); default
+            ``min(8, cpu count)``.
+
+    Returns:
+        An :class:`ImageFolderData` with uint8 ``(N, 3, size, size)`` images.
+
+    Raises:
+        DatasetError: ``root`` is not a folder, holds no image file, or none can be read.
+    """
+    folder = Path(root)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: not a folder")
+    files = sorted(
+        (p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
+    if not files:
+        raise DatasetError(
+            f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it or its subfolders"
+        )
+    cache_path = None
+    if cache:
+        cache_path = _image_cache_path(folder, files, size, cache_dir)
+        if cache_path.is_file():
+            images = np.load(cache_path)
+            return ImageFolderData(images, len(files) - len(images), cache_path)
+
+    images = np.empty((len(files), 3, size, size), dtype=np.uint8)
+    readable = np.zeros(len(files), dtype=bool)
+    first_error = None
+    report_every = max(1, len(files) // 100)
+    with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
+        for i, result in enumerate(pool.map(partial(_read_square_rgb, size=size), files)):
+            if isinstance(result, str):
+                first_error = first_error or result
+            else:
+                images[i], readable[i] = result, True
+            if progress is not None and ((i + 1) % report_every == 0 or i + 1 == len(files)):
+                progress(i + 1, len(files))
+    if not readable.any():
+        raise DatasetError(
+            f"{folder}: none of its {len(files)} image files could be read "
+            f"(the first: {first_error})"
+        )
+    if not readable.all():
+        images = images[readable]
+
+    if cache_path is not None:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cache_path) as f:
+            np.save(f, images)
+        prefix = cache_path.name.rsplit("-", 1)[0]  # the same folder and size, any fingerprint
+        for stale in cache_path.parent.glob(f"{prefix}-*.npy"):
+            if stale != cache_path:
+                stale.unlink(missing_ok=True)
+    return ImageFolderData(images, int((~readable).sum()), cache_path)
+
+
+def _image_cache_path(
+    folder: Path, files: list[Path], size: int, cache_dir: PathLike | None
+) -> Path:
+    """``<cache_dir>/<folder name>-<hash of its path>-<size>px-<fingerprint>.npy``."""
+    where = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8]
+    fingerprint = hashlib.sha256(f"{_CACHE_FORMAT} {size}\n".encode())
+    for path in files:
+        stat = path.stat()
+        line = f"{path.relative_to(folder).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}\n"
+        fingerprint.update(line.encode())
+    safe_name = re.sub(r"[^A-Za-z0-9_.]+", "_", folder.resolve().name) or "root"
+    base = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "image-folders"
+    return base / f"{safe_name}-{where}-{size}px-{fingerprint.hexdigest()[:16]}.npy"
+
+
+def _read_square_rgb(path: Path, size: int) -> np.ndarray | str:
+    """One image as uint8 (3, size, size), or a one-line error message if unreadable."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (size, size))  # JPEG: decode at 1/2..1/8 scale if still >= size
+            image = _to_rgb(ImageOps.exif_transpose(image))
+        width, height = image.size
+        side = min(width, height)
+        left, top = (width - side) / 2, (height - side) / 2
+        square = image.resize(
+            (size, size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side)
+        )
+        return np.asarray(square, dtype=np.uint8).transpose(2, 0, 1)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        return f"{path}: {e}"
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB, with transparent pixels composited over white (the usual product-photo backdrop)."""
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
+
+
+# --------------------------------------------------------------------------- batches
+def images_to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels in [0, 255] to float32 in [-1, 1]: ``x / 127.5 - 1``, in float32.
+
+    0 maps to exactly -1 and 255 to exactly 1, the range of a ``tanh`` generator.
+    """
+    if images.dtype != np.uint8:
+        raise TypeError(f"images_to_float expects uint8 pixels, got {images.dtype}")
+    return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+class BatchLoader:
+    """Shuffled mini-batches, reproducible from a seed and resumable at any step.
+
+    The loader sees an endless stream of batches. Step ``s`` is batch
+    ``s % steps_per_epoch`` of epoch ``s // steps_per_epoch``, and epoch ``e`` visits the
+    images in the order ``numpy.random.default_rng([seed, e]).permutation(N)``. Since a
+    batch is a pure function of ``(seed, step)``, there is no random state to save in a
+    checkpoint: a run stopped after ``k`` steps continues with ``loader.batches(k)`` and
+    gets exactly the batches an uninterrupted run would have got::
+
+        loader = BatchLoader(images, batch_size=64, seed=0)
+        for step, real in zip(range(start, total_steps), loader.batches(start)):
+            ...  # real: float32 (64, C, H, W) in [-1, 1]
+
+    Args:
+        images: uint8 ``(N, H, W)`` (one channel, as MNIST) or ``(N, C, H, W)``, converted
+            per batch by :func:`images_to_float`; or floating point, taken to be in
+            [-1, 1] already and cast to float32.
+        batch_size: images per batch.
+        seed: seed of the shuffling.
+        shuffle: False visits the images in stored order in every epoch.
+        drop_last: leave out each epoch's last, incomplete batch (so every batch has
+            ``batch_size`` images, which BatchNorm statistics like).
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+    ) -> None:
+        if images.ndim not in (3, 4):
+            raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got shape {images.shape}")
+        if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
+            raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if len(images) == 0 or (drop_last and len(images) < batch_size):
+            raise ValueError(
+                f"{len(images)} images do not fill one batch of {batch_size} (drop_last=True)"
+            )
+        self.images = images[:, None] if images.ndim == 3 else images  # (N, C, H, W)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self._order_epoch = -1  # the epoch whose order is in self._order
+        self._order = np.arange(len(images))
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches in one pass over the images."""
+        n, b = len(self.images), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The order in which epoch ``epoch`` visits the images (a permutation of 0..N-1)."""
+        if not self.shuffle:
+            return np.arange(len(self.images))
+        if epoch != self._order_epoch:
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
+            self._order_epoch = epoch
+        return self._order
+
+    def batch(self, step: int) -> np.ndarray:
+        """Batch ``step`` of the endless stream: float32 ``(B, C, H, W)`` in [-1, 1]."""
+        if step < 0:
+            raise ValueError(f"step must be non-negative, got {step}")
+        epoch, index = divmod(step, self.steps_per_epoch)
+        start = index * self.batch_size
+        chosen = self.images[self.epoch_order(epoch)[start : start + self.batch_size]]
+        if chosen.dtype == np.uint8:
+            return images_to_float(chosen)
+        return chosen.astype(np.float32, copy=False)
+
+    def epoch(self, epoch: int) -> Iterator[np.ndarray]:
+        """The batches of one epoch."""
+        first = epoch * self.steps_per_epoch
+        for step in range(first, first + self.steps_per_epoch):
+            yield self.batch(step)
+
+    def batches(self, start_step: int = 0) -> Iterator[np.ndarray]:
+        """The endless stream of batches from step ``start_step`` on (epoch after epoch)."""
+        step = start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.batches()
+
+
+def iterate_batches(
+    images: np.ndarray,
+    batch_size: int,
+    seed: int = 0,
+    shuffle: bool = True,
+    drop_last: bool = True,
+) -> Iterator[np.ndarray]:
+    """One epoch of float32 ``(B, C, H, W)`` batches in [-1, 1].
+
+    The same as ``BatchLoader(images, batch_size, seed, shuffle, drop_last).epoch(0)``: the
+    same seed gives the same order. Arguments as :class:`BatchLoader`.
+    """
+    return BatchLoader(images, batch_size, seed, shuffle, drop_last).epoch(0)

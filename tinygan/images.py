@@ -1,0 +1,320 @@
+"""Pictures of training: sample grids, interpolation strips and loss curves, as PNG files.
+
+Only Pillow is used (no matplotlib), and every file is written atomically, so a viewer
+refreshing ``samples/latest.png`` never catches half a file.
+
+Images come in the generator's convention: float ``(N, C, H, W)`` in [-1, 1] with C = 1
+(grey) or 3 (RGB); a pixel value x becomes the byte ``round((x + 1) * 127.5)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from tinygan.backend import to_numpy
+from tinygan.fileio import atomic_write
+
+PathLike = str | os.PathLike[str]
+
+
+def _save_png(image: Image.Image, path: PathLike) -> None:
+    """Write ``image`` as a PNG at ``path`` atomically, creating missing parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:
+        image.save(f, format="PNG")
+
+
+def _to_bytes(x: np.ndarray) -> np.ndarray:
+    """[-1, 1] floats to uint8; out-of-range values clip, NaN shows as mid grey."""
+    x = np.nan_to_num(x.astype(np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.rint((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- sample grids
+def save_grid(
+    images: Any,
+    path: PathLike,
+    nrow: int | None = None,
+    padding: int = 2,
+    pad_value: float = -1.0,
+) -> None:
+    """Tile a batch of images into one PNG, row by row.
+
+    Image ``i`` goes to row ``i // nrow``, column ``i % nrow``; every tile is surrounded
+    by ``padding`` pixels of ``pad_value``, so the file is
+    ``cols * (W + padding) + padding`` pixels wide and ``rows * (H + padding) + padding``
+    high. One channel gives a greyscale PNG, three an RGB one.
+
+    Args:
+        images: float ``(N, C, H, W)`` in [-1, 1], C in {1, 3}, or ``(N, H, W)`` for grey:
+            a NumPy or CuPy array, or a Tensor.
+        path: the PNG file to write (parent folders are created).
+        nrow: images per row (torchvision's meaning); default ``ceil(sqrt(N))``, a square.
+        padding: pixels between tiles and around the border.
+        pad_value: colour of the padding in image units: -1 black, 1 white.
+
+    Raises:
+        ValueError: an empty batch, or a shape that is not (N, C, H, W) with C in {1, 3}.
+    """
+    array = images.numpy() if hasattr(images, "numpy") else to_numpy(images)  # Tensor, CuPy
+    if array.ndim == 3:
+        array = array[:, None]
+    if array.ndim != 4 or array.shape[1] not in (1, 3) or len(array) == 0:
+        raise ValueError(
+            f"save_grid needs a non-empty (N, C, H, W) batch with C in {{1, 3}}, "
+            f"got shape {array.shape}"
+        )
+    n, channels, height, width = array.shape
+    cols = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    step_y, step_x = height + padding, width + padding
+    grid = np.full(
+        (channels, rows * step_y + padding, cols * step_x + padding), pad_value, np.float32
+    )
+    for i in range(n):
+        row, col = divmod(i, cols)
+        top, left = padding + row * step_y, padding + col * step_x
+        grid[:, top : top + height, left : left + width] = array[i]
+    pixels = _to_bytes(grid)  # (C, H, W)
+    image = Image.fromarray(pixels[0] if channels == 1 else pixels.transpose(1, 2, 0))
+    _save_png(image, path)
+
+
+def save_strip(images: Any, path: PathLike, padding: int = 2, pad_value: float = -1.0) -> None:
+    """All images in one row: a walk through latent space, say. Arguments as :func:`save_grid`."""
+    save_grid(images, path, nrow=len(images), padding=padding, pad_value=pad_value)
+
+
+# --------------------------------------------------------------------------- loss curves
+_WIDTH, _HEIGHT = 960, 540  # output pixels
+_SUPERSAMPLE = 2  # draw at twice the size and shrink: anti-aliased lines and text
+_MARGIN_LEFT, _MARGIN_RIGHT, _MARGIN_TOP, _MARGIN_BOTTOM = 84, 28, 52, 64
+_COLOURS = (  # matplotlib's "tab10", the colours people read loss curves in
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
+_INK, _GRID, _FAINT_TEXT = (34, 34, 34), (228, 228, 228), (110, 110, 110)
+
+
+def moving_average(values: Sequence[float], window: int) -> np.ndarray:
+    """Centred moving average that skips NaN and inf and shrinks its window at the ends.
+
+    Point ``i`` becomes the mean of the finite values among ``values[i - window // 2 :
+    i - window // 2 + window]``, or NaN if there is none; the result has the input's length.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(x)
+    if window <= 1:
+        return np.where(finite, x, np.nan)
+    kernel = np.ones(window)
+    sums = np.convolve(np.where(finite, x, 0.0), kernel, mode="full")
+    counts = np.convolve(finite.astype(np.float64), kernel, mode="full")
+    start = (window - 1) // 2  # "full" output index of the window centred on point 0
+    sums, counts = sums[start : start + len(x)], counts[start : start + len(x)]
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def save_loss_plot(
+    curves: Mapping[str, Sequence[float]],
+    path: PathLike,
+    title: str | None = None,
+    steps: Sequence[float] | None = None,
+    smooth: int | None = None,
+) -> None:
+    """Draw loss curves against training steps into a PNG, with axes, ticks and a legend.
+
+    GAN losses are noisy, so each curve is drawn twice: the raw values as a thin pale line
+    and their centred moving average (:func:`moving_average`) as a bold line on top. NaN
+    and inf values are left out (the line breaks there) and counted in the legend. The
+    y-range covers the 1st to 99th percentile of the raw values and all of the averages, so
+    one early spike does not flatten the rest; values outside are drawn at the border.
+
+    Args:
+        curves: curve name -> loss values, e.g. ``{"D": d_losses, "G": g_losses}``.
+        path: the PNG file to write (parent folders are created).
+        title: text above the plot.
+        steps: the x value of each entry (when losses are logged every k steps); default
+            0, 1, 2, ... Every curve must then have ``len(steps)`` values.
+        smooth: moving-average window in entries; default about 1/40 of the longest curve;
+            0 or 1 draws the raw values only.
+
+    Raises:
+        ValueError: a curve's length differs from ``len(steps)``.
+    """
+    series = []  # (name, x, raw y, smoothed y or None)
+    longest = max((len(v) for v in curves.values()), default=0)
+    window = max(1, longest // 40) if smooth is None else max(1, smooth)
+    for name, values in curves.items():
+        y = np.asarray(values, dtype=np.float64).reshape(-1)
+        if steps is None:
+            x = np.arange(len(y), dtype=np.float64)
+        else:
+            x = np.asarray(steps, dtype=np.float64).reshape(-1)
+            if len(x) != len(y):
+                raise ValueError(f"curve {name!r} has {len(y)} values but steps has {len(x)}")
+        series.append((name, x, y, moving_average(y, window) if window > 1 else None))
+
+    (x_lo, x_hi), (y_lo, y_hi) = _data_limits(series)
+    s = _SUPERSAMPLE
+    canvas = Image.new("RGB", (_WIDTH * s, _HEIGHT * s), "white")
+    draw = ImageDraw.Draw(canvas)
+    font, small = _font(13 * s), _font(12 * s)
+    left, top = _MARGIN_LEFT * s, _MARGIN_TOP * s
+    right, bottom = (_WIDTH - _MARGIN_RIGHT) * s, (_HEIGHT - _MARGIN_BOTTOM) * s
+
+    def px(x: Any) -> Any:  # step -> pixel column (scalar or array)
+        return left + (x - x_lo) / (x_hi - x_lo) * (right - left)
+
+    def py(y: Any) -> Any:  # loss -> pixel row; off-scale values sit on the border, inf -> NaN
+        y = np.clip(np.where(np.isfinite(y), y, np.nan), y_lo, y_hi)
+        return bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top)
+
+    # Grid, ticks and tick labels.
+    for value, label in _ticks(y_lo, y_hi):
+        row = py(value)
+        draw.line([(left, row), (right, row)], fill=_GRID, width=s)
+        draw.line([(left - 5 * s, row), (left, row)], fill=_INK, width=s)
+        draw.text((left - 8 * s, row), label, fill=_INK, font=font, anchor="rm")
+    for value, label in _ticks(x_lo, x_hi, integer=True):
+        col = px(value)
+        draw.line([(col, top), (col, bottom)], fill=_GRID, width=s)
+        draw.line([(col, bottom), (col, bottom + 5 * s)], fill=_INK, width=s)
+        draw.text((col, bottom + 8 * s), label, fill=_INK, font=font, anchor="mt")
+    draw.rectangle([left, top, right, bottom], outline=_INK, width=s)
+
+    # Axis labels and title.
+    draw.text(((left + right) / 2, bottom + 32 * s), "step", fill=_INK, font=font, anchor="mt")
+    _draw_vertical_text(canvas, "loss", (18 * s, (top + bottom) // 2), font)
+    if title:
+        centre = ((left + right) / 2, top - 18 * s)
+        draw.text(centre, title, fill=_INK, font=_font(16 * s), anchor="mb")
+
+    # Curves: raw values first (pale and thin under an average), then the averages on top.
+    for i, (_, x, y, avg) in enumerate(series):
+        colour = _COLOURS[i % len(_COLOURS)]
+        if avg is None:
+            _polyline(draw, px(x), py(y), colour, 2 * s)
+        else:
+            _polyline(draw, px(x), py(y), tuple(round(c + (255 - c) * 0.65) for c in colour), s)
+    for i, (_, x, _, avg) in enumerate(series):
+        if avg is not None:
+            _polyline(draw, px(x), py(avg), _COLOURS[i % len(_COLOURS)], 2 * s)
+
+    _draw_legend(draw, series, window, (right - 10 * s, top + 10 * s), font, small)
+    _save_png(canvas.resize((_WIDTH, _HEIGHT), Image.Resampling.LANCZOS), path)
+
+
+def _data_limits(series: list) -> tuple[tuple[float, float], tuple[float, float]]:
+    """x and y ranges covering the data (robustly in y), never empty."""
+    xs, ys = [], []
+    for _, x, y, avg in series:
+        finite = np.isfinite(y)
+        xs.append(x[finite])
+        if finite.sum() >= 20:  # enough values for percentiles to mean "ignore rare spikes"
+            ys.append(np.percentile(y[finite], [1, 99]))
+        else:
+            ys.append(y[finite])
+        if avg is not None:
+            ys.append(avg[np.isfinite(avg)])
+    xs_all, ys_all = np.concatenate(xs or [[]]), np.concatenate(ys or [[]])
+    if xs_all.size == 0:  # nothing finite to draw: an empty unit frame
+        return (0.0, 1.0), (0.0, 1.0)
+    x_lo, x_hi = float(xs_all.min()), float(xs_all.max())
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 1.0, x_hi + 1.0
+    y_lo, y_hi = float(ys_all.min()), float(ys_all.max())
+    pad = (y_hi - y_lo) * 0.05 or max(abs(y_lo) * 0.1, 0.5)
+    return (x_lo, x_hi), (y_lo - pad, y_hi + pad)
+
+
+def _ticks(lo: float, hi: float, integer: bool = False, target: int = 6) -> list[tuple[float, str]]:
+    """About ``target`` round ticks (1, 2 or 5 times a power of ten) in [lo, hi], labelled.
+
+    Labels get as many decimals as the step needs, or read ``5k, 10k, 15k`` on an axis
+    that reaches 10,000 in steps of thousands.
+    """
+    raw = (hi - lo) / target
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    if integer:
+        step = max(step, 1.0)
+    values = [float(v) for v in np.arange(math.ceil(lo / step), math.floor(hi / step) + 1) * step]
+    if step >= 1000 and max(abs(v) for v in values) >= 10000:
+        return [(v, f"{v / 1000:g}k" if v else "0") for v in values]
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return [(v, f"{v:.{decimals}f}") for v in values]
+
+
+def _polyline(draw: ImageDraw.ImageDraw, xs: np.ndarray, ys: np.ndarray, colour, width) -> None:
+    """Connect consecutive finite points; a NaN or inf value breaks the line."""
+    finite = np.isfinite(ys)
+    for run in np.split(np.arange(len(xs)), np.flatnonzero(~finite)):
+        run = run[finite[run]]
+        if len(run) >= 2:
+            draw.line(list(zip(xs[run], ys[run])), fill=colour, width=width, joint="curve")
+        elif len(run) == 1:
+            x, y = xs[run[0]], ys[run[0]]
+            draw.ellipse([x - width, y - width, x + width, y + width], fill=colour)
+
+
+def _draw_legend(draw, series, window, top_right, font, small) -> None:
+    """A framed box in the top-right corner: a coloured line and a name per curve."""
+    if not series:
+        return
+    s = _SUPERSAMPLE
+    labels = []
+    for name, _, y, _ in series:
+        bad = int((~np.isfinite(y)).sum())
+        labels.append(f"{name}  ({bad} NaN/inf left out)" if bad else str(name))
+    note = f"bold: moving average of {window} points" if window > 1 else None
+    line_h, swatch, gap = 20 * s, 22 * s, 8 * s
+    text_w = max(draw.textbbox((0, 0), t, font=font)[2] for t in labels)
+    if note:
+        text_w = max(text_w, draw.textbbox((0, 0), note, font=small)[2] - swatch - gap)
+    width = 12 * s + swatch + gap + text_w + 12 * s
+    height = 8 * s + line_h * (len(labels) + (1 if note else 0)) + 4 * s
+    x1, y0 = top_right
+    x0 = x1 - width
+    draw.rectangle([x0, y0, x1, y0 + height], fill="white", outline=(200, 200, 200), width=s)
+    for i, label in enumerate(labels):
+        cy = y0 + 8 * s + line_h * i + line_h // 2
+        colour = _COLOURS[i % len(_COLOURS)]
+        draw.line([(x0 + 12 * s, cy), (x0 + 12 * s + swatch, cy)], fill=colour, width=3 * s)
+        draw.text((x0 + 12 * s + swatch + gap, cy), label, fill=_INK, font=font, anchor="lm")
+    if note:
+        cy = y0 + 8 * s + line_h * len(labels) + line_h // 2
+        draw.text((x0 + 12 * s, cy), note, fill=_FAINT_TEXT, font=small, anchor="lm")
+
+
+def _draw_vertical_text(canvas: Image.Image, text: str, centre: tuple[int, int], font) -> None:
+    """Draw ``text`` rotated 90 degrees counter-clockwise, centred at ``centre``."""
+    box = ImageDraw.Draw(canvas).textbbox((0, 0), text, font=font)
+    label = Image.new("L", (box[2] + 4, box[3] + 4), 0)
+    ImageDraw.Draw(label).text((2, 2), text, fill=255, font=font)
+    label = label.rotate(90, expand=True)
+    corner = (centre[0] - label.width // 2, centre[1] - label.height // 2)
+    canvas.paste(Image.new("RGB", label.size, _INK), corner, mask=label)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    """Pillow's bundled scalable font at ``size`` pixels."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError as e:  # before Pillow 10.1, load_default took no size
+        raise RuntimeError("save_loss_plot needs Pillow >= 10.1: pip install -U pillow") from e
