@@ -45,7 +45,9 @@ def machine() -> str:
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}"
+    )
 
 
 def import_torch():

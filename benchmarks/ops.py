@@ -41,6 +41,46 @@ def _synchronizer(device: str, torch):
     return cupy.cuda.Device().synchronize, torch.cuda.synchronize if torch else (lambda: None)
 
 
+def time_tinygan(op: str, x: np.ndarray, w: np.ndarray, device: str, sync, repeats: int):
+    """(forward ms, forward+backward ms) of tinygan's ``op`` at stride 2, padding 1."""
+    fn = getattr(F, op)
+    xt = tg.tensor(x, requires_grad=True, device=device)
+    wt = tg.tensor(w, requires_grad=True, device=device)
+
+    def forward():
+        with tg.no_grad():
+            fn(xt, wt, stride=2, padding=1)
+        sync()
+
+    def forward_backward():
+        y = fn(xt, wt, stride=2, padding=1)
+        y.backward(y.xp.ones(y.shape, dtype=np.float32))
+        xt.grad = wt.grad = None
+        sync()
+
+    return median_ms(forward, repeats), median_ms(forward_backward, repeats)
+
+
+def time_torch(torch, op: str, x: np.ndarray, w: np.ndarray, device: str, sync, repeats: int):
+    """(forward ms, forward+backward ms) of PyTorch's ``op`` on the same data."""
+    fn = getattr(torch.nn.functional, op)
+    xq = torch.tensor(x, requires_grad=True, device=device)
+    wq = torch.tensor(w, requires_grad=True, device=device)
+
+    def forward():
+        with torch.no_grad():
+            fn(xq, wq, stride=2, padding=1)
+        sync()
+
+    def forward_backward():
+        y = fn(xq, wq, stride=2, padding=1)
+        y.backward(torch.ones_like(y))
+        xq.grad = wq.grad = None
+        sync()
+
+    return median_ms(forward, repeats), median_ms(forward_backward, repeats)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -58,60 +98,26 @@ def main() -> None:
         import cupy
 
         print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
-    print(f"torch: {torch.__version__ + f', {torch.get_num_threads()} threads' if torch else 'not installed'}")
+    threads = f"{torch.__version__}, {torch.get_num_threads()} threads" if torch else "absent"
+    print(f"torch: {threads}")
     print(f"device: {args.device}, batch 64, median of {args.repeats} runs (ms)\n")
-    header = "| layer | tinygan fwd | torch fwd | ratio | tinygan fwd+bwd | torch fwd+bwd | ratio |"
-    print(header)
+    print("| layer | tinygan fwd | torch fwd | ratio | tinygan fwd+bwd | torch fwd+bwd | ratio |")
     print("|" + "---|" * 7)
     for name, op, x_shape, w_shape in LAYERS:
         x = rng.standard_normal(x_shape).astype(np.float32)
         w = (rng.standard_normal(w_shape) * 0.05).astype(np.float32)
-        tg_op = getattr(F, op)
-        xt = tg.tensor(x, requires_grad=True, device=args.device)
-        wt = tg.tensor(w, requires_grad=True, device=args.device)
-
-        def tg_forward():
-            with tg.no_grad():
-                tg_op(xt, wt, stride=2, padding=1)
-            sync_tg()
-
-        def tg_train():
-            y = tg_op(xt, wt, stride=2, padding=1)
-            y.backward(y.xp.ones(y.shape, dtype=np.float32))
-            xt.grad = wt.grad = None
-            sync_tg()
-
-        row = [median_ms(tg_forward, args.repeats), None, median_ms(tg_train, args.repeats), None]
+        ours = time_tinygan(op, x, w, args.device, sync_tg, args.repeats)
+        theirs = (None, None)
         if torch is not None:
-            torch_op = getattr(torch.nn.functional, op)
-            dev = "cuda" if args.device == "cuda" else "cpu"
-            xq = torch.tensor(x, requires_grad=True, device=dev)
-            wq = torch.tensor(w, requires_grad=True, device=dev)
-
-            def torch_forward():
-                with torch.no_grad():
-                    torch_op(xq, wq, stride=2, padding=1)
-                sync_torch()
-
-            def torch_train():
-                y = torch_op(xq, wq, stride=2, padding=1)
-                y.backward(torch.ones_like(y))
-                xq.grad = wq.grad = None
-                sync_torch()
-
-            row[1] = median_ms(torch_forward, args.repeats)
-            row[3] = median_ms(torch_train, args.repeats)
-
-        def cell(v):
-            return "-" if v is None else f"{v:.2f}"
-
-        def ratio(a, b):
-            return "-" if b is None else f"{a / b:.2f}"
-
-        print(
-            f"| {name} | {cell(row[0])} | {cell(row[1])} | {ratio(row[0], row[1])} | "
-            f"{cell(row[2])} | {cell(row[3])} | {ratio(row[2], row[3])} |"
-        )
+            theirs = time_torch(torch, op, x, w, args.device, sync_torch, args.repeats)
+        cells = [name]
+        for a, b in zip(ours, theirs):
+            cells += [
+                f"{a:.2f}",
+                "-" if b is None else f"{b:.2f}",
+                "-" if b is None else f"{a / b:.2f}",
+            ]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

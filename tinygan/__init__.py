@@ -10,8 +10,10 @@ loss.backward()
 
 # tensor first: it finishes the Tensor class before the modules that build Tensors load.
 from tinygan.tensor import Tensor, tensor  # isort: skip
+from tinygan import init, losses, nn, optim
 from tinygan.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
 from tinygan.backend import cuda_available
+from tinygan.checkpoint import load_checkpoint, save_checkpoint
 from tinygan.gradcheck import gradcheck, gradgradcheck
 
 __version__ = "0.1.0"
@@ -24,7 +26,13 @@ __all__ = [
     "grad",
     "gradcheck",
     "gradgradcheck",
+    "init",
     "is_grad_enabled",
+    "load_checkpoint",
+    "losses",
+    "nn",
     "no_grad",
+    "optim",
+    "save_checkpoint",
     "tensor",
 ]

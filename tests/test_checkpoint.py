@@ -1,0 +1,125 @@
+"""Checkpoints: round trips that resume training exactly, pickle-free .npz files, atomic
+writes, and clear errors for missing, extra or mis-shaped keys and for broken files."""
+
+import os
+
+import numpy as np
+import pytest
+
+import tinygan as tg
+from tinygan import nn, optim
+from tinygan.checkpoint import CheckpointError, read_checkpoint
+
+
+def _model(seed, hidden=8, bias=True):
+    rng = np.random.default_rng(seed)
+    return nn.Sequential(
+        nn.Linear(3, hidden, bias=bias, rng=rng),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 1, rng=rng),
+    )
+
+
+X = tg.tensor(np.random.default_rng(0).standard_normal((16, 3)), dtype="float32")
+
+
+def _train(model, opt, steps):
+    for _ in range(steps):
+        loss = (model(X) * model(X)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def test_round_trip_resumes_training_exactly(tmp_path):
+    model = _model(seed=1)
+    opt = optim.Adam(model.parameters(), lr=0.01, betas=(0.5, 0.999))
+    _train(model, opt, 3)
+    path = tmp_path / "ckpt.npz"
+    tg.save_checkpoint(path, model=model, optimizer=opt, step=3, best_loss=0.25)
+    _train(model, opt, 2)  # the reference continuation
+
+    model2 = _model(seed=2)
+    opt2 = optim.Adam(model2.parameters(), lr=0.5)
+    extras = tg.load_checkpoint(path, model=model2, optimizer=opt2)
+    assert extras == {"step": 3, "best_loss": 0.25}
+    assert isinstance(extras["step"], int)
+    _train(model2, opt2, 2)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, model2.state_dict()[key], err_msg=key)
+
+
+def test_file_is_a_plain_npz_without_pickle_and_no_temp_file_is_left(tmp_path):
+    model = _model(seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    _train(model, opt, 1)
+    path = tmp_path / "ckpt.npz"
+    tg.save_checkpoint(path, model=model, optimizer=opt)
+    with np.load(path, allow_pickle=False) as archive:
+        keys = set(archive.files)
+        np.testing.assert_array_equal(archive["model/0.weight"], model[0].weight.numpy())
+    assert "model/1.num_batches_tracked" in keys and "optimizer/state.0.momentum_buffer" in keys
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.npz"
+    tg.save_checkpoint(path, model=_model(seed=0))
+    original = path.read_bytes()
+
+    def broken_savez(file, **arrays):
+        file.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        tg.save_checkpoint(path, model=_model(seed=1))
+    assert path.read_bytes() == original
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_missing_extra_and_mis_shaped_keys_name_the_key(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    tg.save_checkpoint(path, model=_model(seed=0))
+    with pytest.raises(CheckpointError, match=r"size mismatch for '0.weight'.*\(8, 3\).*\(5, 3\)"):
+        tg.load_checkpoint(path, model=_model(seed=0, hidden=5))
+    with pytest.raises(CheckpointError, match=r"unexpected key '0.bias' with shape \(8,\)"):
+        tg.load_checkpoint(path, model=_model(seed=0, bias=False))
+    no_bias = tmp_path / "no_bias.npz"
+    tg.save_checkpoint(no_bias, model=_model(seed=0, bias=False))
+    with pytest.raises(CheckpointError, match=r"missing key '0.bias' \(this model has it with"):
+        tg.load_checkpoint(no_bias, model=_model(seed=0))
+    with pytest.raises(CheckpointError, match=r"no entry 'optimizer'; it has \['model'\]"):
+        tg.load_checkpoint(path, optimizer=optim.SGD(_model(0).parameters(), lr=0.1))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "flipped bytes"])
+def test_broken_files_give_a_clear_error(tmp_path, damage):
+    path = tmp_path / "ckpt.npz"
+    tg.save_checkpoint(path, model=_model(seed=0))
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "garbage":
+        data = bytearray(b"this is not a zip archive" * 10)
+    else:  # inside the first array's data: the zip's CRC check catches it
+        start = data.index(b"\x93NUMPY") + 128
+        data[start : start + 8] = bytes(8)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        tg.load_checkpoint(path, model=_model(seed=0))
+
+
+def test_pickled_object_arrays_are_refused(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, payload=np.array([{"a": 1}], dtype=object))  # needs pickle to read
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        read_checkpoint(path)
+
+
+def test_missing_file_and_bad_names(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        tg.load_checkpoint(tmp_path / "nope.npz", model=_model(0))
+    with pytest.raises(ValueError, match="contain no '/'"):
+        tg.save_checkpoint(tmp_path / "x.npz", **{"a/b": _model(0)})

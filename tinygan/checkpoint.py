@@ -1,0 +1,141 @@
+"""Checkpoints: models and optimizers saved to one ``.npz`` file, without pickle.
+
+A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) whose keys are
+``<group>/<key>``: each model or optimizer is saved under the name it was given, with its
+``state_dict()`` keys, and plain numbers (a step count, an epoch) are saved at the top::
+
+    save_checkpoint("gan.npz", generator=G, discriminator=D, opt_g=opt_g, opt_d=opt_d, step=500)
+    # keys: generator/0.weight, ..., opt_d/state.3.exp_avg_sq, ..., step
+    extras = load_checkpoint("gan.npz", generator=G, discriminator=D, opt_g=opt_g, opt_d=opt_d)
+    extras["step"]  # 500
+
+The file is read with ``np.load(allow_pickle=False)``, so opening a checkpoint can never
+run code, and any tool that reads ``.npz`` can inspect it. It is written atomically: to a
+temporary file in the same directory, flushed to disk, then renamed over the target with
+``os.replace``, so a crash mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from tinygan.backend import is_cupy_array, to_numpy
+from tinygan.nn import Module
+from tinygan.optim import Optimizer
+
+Saveable = Module | Optimizer
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is unreadable, or does not fit the objects it is loaded into."""
+
+
+def _host_array(value: Any) -> np.ndarray:
+    """A NumPy copy of an array or a Python number (0-d), for the archive."""
+    if isinstance(value, np.ndarray) or is_cupy_array(value):
+        return to_numpy(value)
+    return np.asarray(value)
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name:
+        raise ValueError(f"checkpoint entry name {name!r} must be non-empty and contain no '/'")
+
+
+def save_checkpoint(
+    path: str | os.PathLike, **entries: Saveable | int | float | np.ndarray
+) -> None:
+    """Save models, optimizers and numbers to ``path`` as one ``.npz`` file, atomically.
+
+    Args:
+        path: the file to write (used as given; ``.npz`` is not appended).
+        **entries: name -> a Module or Optimizer (its ``state_dict()`` is saved under
+            ``name/``) or a number or array (saved under ``name``).
+
+    Example:
+        >>> save_checkpoint("run/ckpt.npz", model=net, optimizer=opt, step=1200)
+    """
+    if not entries:
+        raise ValueError("save_checkpoint: nothing to save; pass e.g. model=net, optimizer=opt")
+    arrays: dict[str, np.ndarray] = {}
+    for name, value in entries.items():
+        _check_name(name)
+        if isinstance(value, (Module, Optimizer)):
+            for key, item in value.state_dict().items():
+                arrays[f"{name}/{key}"] = _host_array(item)
+        else:
+            arrays[name] = _host_array(value)
+    path = os.fspath(path)
+    # Same directory, so os.replace is a rename within one file system; "x" never clobbers.
+    tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array in the checkpoint at ``path``, by key (``"model/0.weight"``, ``"step"``).
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        CheckpointError: the file is not a complete ``.npz`` archive (corrupt, truncated,
+            or not written by :func:`save_checkpoint`).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise CheckpointError(
+            f"{path!r} is not a readable checkpoint (corrupt, truncated or not an .npz "
+            f"archive): {type(err).__name__}: {err}"
+        ) from err
+
+
+def load_checkpoint(path: str | os.PathLike, **objects: Saveable) -> dict[str, Any]:
+    """Load the named models and optimizers from ``path``, in place; return the numbers.
+
+    Each object is loaded strictly from the ``name/`` entries: a key missing from the file,
+    a key the object does not have, or a shape that differs fails with a message naming
+    the key and both shapes. Groups not asked for are ignored (load just a generator from
+    a full GAN checkpoint).
+
+    Args:
+        path: a file written by :func:`save_checkpoint`.
+        **objects: name -> the Module or Optimizer to fill, by the names used when saving.
+
+    Returns:
+        The top-level entries: 0-d arrays as Python numbers, others as arrays.
+
+    Raises:
+        CheckpointError: unreadable file, or an entry that does not fit its object.
+    """
+    arrays = read_checkpoint(path)
+    for name, obj in objects.items():
+        _check_name(name)
+        if not isinstance(obj, (Module, Optimizer)):
+            raise TypeError(f"load_checkpoint: {name!r} must be a Module or an Optimizer")
+        prefix = name + "/"
+        state = {key[len(prefix) :]: a for key, a in arrays.items() if key.startswith(prefix)}
+        if not state:
+            groups = sorted({key.split("/")[0] for key in arrays if "/" in key})
+            raise CheckpointError(f"{os.fspath(path)!r} has no entry {name!r}; it has {groups}")
+        try:
+            obj.load_state_dict(state)
+        except RuntimeError as err:
+            raise CheckpointError(f"{os.fspath(path)!r}, entry {name!r}: {err}") from err
+    return {key: (a.item() if a.ndim == 0 else a) for key, a in arrays.items() if "/" not in key}

@@ -1,0 +1,62 @@
+"""Command-line flags from a dataclass: every field becomes ``--field-name``.
+
+The demos describe their settings once, as a dataclass with defaults and a docstring
+``Attributes:`` section; this module turns it into an argparse parser, so a flag, its
+default and its help text can never disagree with the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _field_help(cls: type) -> dict[str, str]:
+    """``name: text`` lines of the class docstring's Attributes section (and bases')."""
+    helps: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        doc = klass.__doc__ or ""
+        for match in re.finditer(r"^\s{8}([\w, ]+): (.+(?:\n\s{12}.+)*)", doc, re.MULTILINE):
+            text = " ".join(match.group(2).split())
+            for name in match.group(1).split(","):
+                helps[name.strip()] = text
+    return helps
+
+
+def parse_config(cls: type[T], argv: Sequence[str] | None = None, **defaults: Any) -> T:
+    """Build ``cls`` (a dataclass) from command-line flags.
+
+    Args:
+        cls: the dataclass; a bool field becomes a ``--flag`` / ``--no-flag`` pair.
+        argv: the arguments (default: ``sys.argv[1:]``).
+        **defaults: defaults that override the dataclass's own (a demo's choices).
+
+    Returns:
+        An instance of ``cls``. Invalid values exit with argparse's usage message, and the
+        dataclass's own checks (``__post_init__``) are reported the same way.
+    """
+    parser = argparse.ArgumentParser(
+        description=(cls.__doc__ or "").strip().splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    helps = _field_help(cls)
+    for field in dataclasses.fields(cls):
+        default = defaults.get(field.name, field.default)
+        flag = "--" + field.name.replace("_", "-")
+        help_text = helps.get(field.name, "")
+        if isinstance(default, bool):
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
+            )
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=help_text)
+    args = parser.parse_args(argv)
+    try:
+        return cls(**vars(args))
+    except (ValueError, TypeError, RuntimeError) as err:
+        parser.error(str(err))

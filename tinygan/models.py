@@ -1,0 +1,167 @@
+"""The GAN architectures of the demos: MLP GAN, DCGAN-28 for MNIST, DCGAN for 64/128 px.
+
+Every generator maps noise z of shape (N, z_dim) to images (N, C, H, W) in [-1, 1] (tanh);
+every discriminator (critic) maps images to one raw score per image, shape (N, 1): a logit
+for the GAN loss, a real number for LSGAN and WGAN. Losses, not models, decide what the
+score means, so the same networks serve every loss family.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinygan import init, nn
+
+
+def mlp_generator(
+    z_dim: int = 96,
+    hidden: int = 1024,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    rng: np.random.Generator | None = None,
+) -> nn.Sequential:
+    """The classic course-assignment MLP generator: z -> 1024 -> 1024 -> 784, tanh."""
+    pixels = int(np.prod(image_shape))
+    return nn.Sequential(
+        nn.Linear(z_dim, hidden, rng=rng),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden, rng=rng),
+        nn.ReLU(),
+        nn.Linear(hidden, pixels, rng=rng),
+        nn.Tanh(),
+        nn.Unflatten(1, image_shape),
+    )
+
+
+def mlp_discriminator(
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    hidden: int = 256,
+    rng: np.random.Generator | None = None,
+) -> nn.Sequential:
+    """The classic MLP discriminator: 784 -> 256 -> 256 -> 1 with LeakyReLU(0.01)."""
+    pixels = int(np.prod(image_shape))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(pixels, hidden, rng=rng),
+        nn.LeakyReLU(0.01),
+        nn.Linear(hidden, hidden, rng=rng),
+        nn.LeakyReLU(0.01),
+        nn.Linear(hidden, 1, rng=rng),
+    )
+
+
+def dcgan28_generator(z_dim: int = 100, rng: np.random.Generator | None = None) -> nn.Sequential:
+    """DCGAN-28 generator (DESIGN.md): z -> 128x7x7 -> 64x14x14 -> 1x28x28.
+
+    Initialised as the DCGAN paper does (weights N(0, 0.02), BatchNorm scales N(1, 0.02),
+    biases 0): with PyTorch's default initialisation the LSGAN discriminator wins at once
+    and the generator learns nothing in the first thousand steps (we measured both).
+    """
+    model = nn.Sequential(
+        nn.Linear(z_dim, 128 * 7 * 7, rng=rng),
+        nn.BatchNorm1d(128 * 7 * 7),
+        nn.ReLU(),
+        nn.Unflatten(1, (128, 7, 7)),
+        nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1, rng=rng),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.ConvTranspose2d(64, 1, 4, stride=2, padding=1, rng=rng),
+        nn.Tanh(),
+    )
+    init.dcgan_init_(model, rng)
+    return model
+
+
+def dcgan28_discriminator(
+    batch_norm: bool = True, rng: np.random.Generator | None = None
+) -> nn.Sequential:
+    """DCGAN-28 discriminator (DESIGN.md): 1x28x28 -> 64x14x14 -> 128x7x7 -> 1.
+
+    ``batch_norm=False`` gives the WGAN-GP critic: the gradient penalty is defined per
+    sample, and BatchNorm would couple the samples of a batch. Initialised N(0, 0.02) as
+    the generator.
+    """
+    layers = [
+        nn.Conv2d(1, 64, 4, stride=2, padding=1, rng=rng),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, stride=2, padding=1, rng=rng),
+    ]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(128))
+    layers += [nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(128 * 7 * 7, 1, rng=rng)]
+    model = nn.Sequential(*layers)
+    init.dcgan_init_(model, rng)
+    return model
+
+
+def _dcgan_depth(image_size: int) -> int:
+    depth = int(math.log2(image_size)) - 2
+    if image_size not in (32, 64, 128, 256):
+        raise ValueError(f"DCGAN image_size must be 32, 64, 128 or 256, got {image_size}")
+    return depth
+
+
+def dcgan_generator(
+    image_size: int = 64,
+    channels: int = 3,
+    z_dim: int = 100,
+    width: int = 64,
+    rng: np.random.Generator | None = None,
+) -> nn.Sequential:
+    """The DCGAN paper's generator, initialised N(0, 0.02).
+
+    z (N, z_dim) -> (z_dim, 1, 1) -> 4x4 -> 8x8 -> ... -> image_size, halving the
+    channels at each doubling: transposed convs with BatchNorm and ReLU, tanh at the end.
+    """
+    depth = _dcgan_depth(image_size)
+    c = width * 2 ** (depth - 1)
+    layers = [
+        nn.Unflatten(1, (z_dim, 1, 1)),
+        nn.ConvTranspose2d(z_dim, c, 4, stride=1, padding=0, bias=False, rng=rng),
+        nn.BatchNorm2d(c),
+        nn.ReLU(),
+    ]
+    for _ in range(depth - 1):
+        layers += [
+            nn.ConvTranspose2d(c, c // 2, 4, stride=2, padding=1, bias=False, rng=rng),
+            nn.BatchNorm2d(c // 2),
+            nn.ReLU(),
+        ]
+        c //= 2
+    layers += [nn.ConvTranspose2d(c, channels, 4, stride=2, padding=1, bias=False, rng=rng)]
+    layers += [nn.Tanh()]
+    model = nn.Sequential(*layers)
+    init.dcgan_init_(model, rng)
+    return model
+
+
+def dcgan_discriminator(
+    image_size: int = 64,
+    channels: int = 3,
+    width: int = 64,
+    batch_norm: bool = True,
+    rng: np.random.Generator | None = None,
+) -> nn.Sequential:
+    """The DCGAN paper's discriminator, initialised N(0, 0.02).
+
+    Strided 4x4 convs halve the size and double the channels, LeakyReLU(0.2), BatchNorm
+    on all but the first; a last 4x4 conv gives one score. ``batch_norm=False`` for a
+    WGAN-GP critic.
+    """
+    depth = _dcgan_depth(image_size)
+    c = width
+    layers = [
+        nn.Conv2d(channels, c, 4, stride=2, padding=1, bias=False, rng=rng),
+        nn.LeakyReLU(0.2),
+    ]
+    for _ in range(depth - 1):
+        layers.append(nn.Conv2d(c, c * 2, 4, stride=2, padding=1, bias=False, rng=rng))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(c * 2))
+        layers.append(nn.LeakyReLU(0.2))
+        c *= 2
+    layers += [nn.Conv2d(c, 1, 4, stride=1, padding=0, bias=False, rng=rng), nn.Flatten()]
+    model = nn.Sequential(*layers)
+    init.dcgan_init_(model, rng)
+    return model

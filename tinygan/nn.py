@@ -1,0 +1,647 @@
+"""Layers: ``Module``, ``Parameter`` and the layers GANs are built from.
+
+``from tinygan import nn``. A :class:`Module` holds three kinds of state, each in its own
+dictionary, filled **by attribute assignment** in ``__init__``:
+
+* ``Parameter`` values (trainable tensors) go to ``_parameters``;
+* ``Module`` values (sub-layers) go to ``_modules``;
+* buffers, registered with :meth:`Module.register_buffer`, go to ``_buffers``: raw arrays
+  that are state but not trained, such as BatchNorm's running statistics.
+
+Everything else (``self.training``, sizes, strides) is a plain attribute. A module's
+``state_dict()`` lists its parameters, then its buffers, then its sub-modules' entries under
+``<name>.``, which gives PyTorch's key names (``0.weight``, ``1.running_mean``, ...) and
+layouts, so a checkpoint can be compared with, or moved to, PyTorch.
+
+Layers initialise their weights on the CPU from an explicit ``rng`` (a NumPy ``Generator``)
+as PyTorch does by default, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``; see :mod:`tinygan.init`.
+Move a model with ``model.to("cuda")`` *after* building it, so a seed gives the same weights
+on every device.
+
+Example:
+    >>> rng = np.random.default_rng(0)
+    >>> mlp = nn.Sequential(nn.Linear(2, 16, rng=rng), nn.ReLU(), nn.Linear(16, 1, rng=rng))
+    >>> list(mlp.state_dict())
+    ['0.weight', '0.bias', '2.weight', '2.bias']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from tinygan import functional as F
+from tinygan import init
+from tinygan.backend import device_of, is_cupy_array, normalize_device, to_device
+from tinygan.tensor import Tensor
+
+IntPair = int | tuple[int, int]
+
+
+class Parameter(Tensor):
+    """A trainable tensor: ``requires_grad=True``, and registered by the Module it is set on.
+
+    ``Parameter(array)`` wraps the array without copying it (float32 unless it is float64).
+    Optimizers update ``param.data`` in place, so the object a layer holds never changes.
+    """
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(strict=False)`` skipped: keys absent from either side."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclass it, call ``super().__init__()``, assign layers and parameters in ``__init__``,
+    and write ``forward``; calling the module calls ``forward``.
+
+    Example:
+        >>> class Critic(nn.Module):
+        ...     def __init__(self, rng):
+        ...         super().__init__()
+        ...         self.hidden = nn.Linear(2, 64, rng=rng)   # registered as "hidden"
+        ...         self.out = nn.Linear(64, 1, rng=rng)
+        ...     def forward(self, x):
+        ...         return self.out(F.leaky_relu(self.hidden(x), 0.2))
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------------ registration
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__}: call super().__init__() before setting attributes"
+            )
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):
+            self._buffers[name] = value  # e.g. `self.num_batches_tracked += 1`
+            return
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        self.__dict__.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only when normal lookup fails: parameters, buffers and sub-modules live here.
+        for registry in ("_parameters", "_buffers", "_modules"):
+            entries = self.__dict__.get(registry, {})
+            if name in entries:
+                return entries[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def register_buffer(self, name: str, array: Any) -> None:
+        """Register ``array`` (NumPy or CuPy) as state that is saved and moved, not trained."""
+        if not (isinstance(array, np.ndarray) or is_cupy_array(array)):
+            raise TypeError(f"register_buffer: {name!r} must be an array, got {type(array)}")
+        for registry in (self._parameters, self._modules, self.__dict__):
+            registry.pop(name, None)  # drop any other attribute of that name
+        self._buffers[name] = array
+
+    # ------------------------------------------------------------------ traversal
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """``(dotted name, module)`` for this module and every descendant, parents first.
+
+        This module is named ``prefix``; a module reachable twice is listed once.
+        """
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items()]
+            stack.extend(reversed(children))
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every descendant, parents first."""
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """``(state_dict key, parameter)`` for every parameter, each once."""
+        seen: set[int] = set()
+        for prefix, module in self.named_modules():
+            for name, p in module._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{prefix}.{name}" if prefix else name), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        """Every parameter, each once (pass them to an optimizer)."""
+        for _, p in self.named_parameters():
+            yield p
+
+    def _named_arrays(self) -> Iterator[tuple[str, Any]]:
+        """``(state_dict key, live array)``: each module's parameters, then its buffers."""
+        for prefix, module in self.named_modules():
+            dot = prefix + "." if prefix else ""
+            for name, p in module._parameters.items():
+                yield dot + name, p.data
+            for name, b in module._buffers.items():
+                yield dot + name, b
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """A copy of every parameter and buffer array, keyed as PyTorch keys them.
+
+        The arrays are copies on the module's device, so training on afterwards does not
+        change a state dict that was taken earlier.
+        """
+        return {key: array.copy() for key, array in self._named_arrays()}
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy arrays (or Tensors) from ``state_dict`` into this module's arrays, in place.
+
+        Values are cast to each array's dtype and moved to its device. Nothing is changed
+        unless every check passes.
+
+        Args:
+            state_dict: key -> array, as made by :meth:`state_dict` or read from a checkpoint.
+            strict: fail on keys missing from ``state_dict`` or unknown to this module;
+                a shape mismatch always fails.
+
+        Returns:
+            The missing and unexpected keys (both empty when ``strict``).
+
+        Raises:
+            RuntimeError: naming every offending key, with both shapes where they differ.
+        """
+        targets = dict(self._named_arrays())
+        missing = [key for key in targets if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in targets]
+        problems = []
+        for key, target in targets.items():
+            if key in state_dict and np.shape(state_dict[key]) != target.shape:
+                problems.append(
+                    f"size mismatch for {key!r}: the state dict has shape "
+                    f"{np.shape(state_dict[key])}, this model has shape {target.shape}"
+                )
+        if strict:
+            problems += [
+                f"missing key {key!r} (this model has it with shape {targets[key].shape})"
+                for key in missing
+            ]
+            problems += [
+                f"unexpected key {key!r} with shape {np.shape(state_dict[key])} "
+                "(this model has no such entry)"
+                for key in unexpected
+            ]
+        if problems:
+            raise RuntimeError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
+        for key, target in targets.items():
+            if key in state_dict:
+                target[...] = _array_on(state_dict[key], device_of(target))
+        return IncompatibleKeys(missing, unexpected)
+
+    # ------------------------------------------------------------------ modes and devices
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (BatchNorm uses batch statistics, Dropout drops) for every layer."""
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode (BatchNorm uses running statistics, Dropout is the identity)."""
+        return self.train(False)
+
+    def _apply(self, fn: Any) -> Module:
+        """Replace every parameter array, gradient and buffer by ``fn(array)``, in place."""
+        for module in self.modules():
+            for p in module._parameters.values():
+                p.data = fn(p.data)
+                if p.grad is not None:
+                    p.grad = Tensor(fn(p.grad.data))
+            for name, buffer in module._buffers.items():
+                module._buffers[name] = fn(buffer)
+        return self
+
+    def to(self, device: str) -> Module:
+        """Move every parameter and buffer to ``device`` ("cpu" or "cuda"), in place.
+
+        The Parameter objects stay the same (only their arrays move), but build optimizers
+        after moving: their state lives where the parameters were at the first step.
+
+        Raises:
+            RuntimeError: "cuda" was asked for and no CUDA GPU is usable.
+        """
+        device = normalize_device(device)
+        return self._apply(lambda array: to_device(array, device))
+
+    def float(self) -> Module:
+        """Cast floating-point parameters and buffers to float32, in place."""
+        return self._apply(lambda array: _cast_float(array, np.float32))
+
+    def double(self) -> Module:
+        """Cast floating-point parameters and buffers to float64 (for gradient checks)."""
+        return self._apply(lambda array: _cast_float(array, np.float64))
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``.grad = None``)."""
+        for p in self.parameters():
+            p.grad = None
+
+    # ------------------------------------------------------------------ calling
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------ printing
+    def extra_repr(self) -> str:
+        """The text between this layer's parentheses in ``repr``, e.g. its sizes."""
+        return ""
+
+    def __repr__(self) -> str:
+        return "\n".join(self._repr_lines())
+
+    def _repr_lines(self) -> list[str]:
+        """``Name(extra)  # shapes: count``, with sub-modules indented below."""
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        own = ", ".join(f"{name} {p.shape}" for name, p in self._parameters.items())
+        total = sum(p.size for p in self.parameters())
+        note = f"{own}: {total:,} parameters" if own else f"{total:,} parameters"
+        if not self._modules:
+            return [head + (f")  # {note}" if own else ")")]
+        lines = [head + f"  # {note}"]
+        for name, module in self._modules.items():
+            child = module._repr_lines()
+            lines.append(f"  ({name}): {child[0]}")
+            lines.extend("  " + line for line in child[1:])
+        return lines + [")"]
+
+
+def _array_on(value: Any, device: str) -> Any:
+    """``value`` (Tensor, array or nested list) as an array on ``device``."""
+    raw = value.data if isinstance(value, Tensor) else value
+    if not (isinstance(raw, np.ndarray) or is_cupy_array(raw)):
+        raw = np.asarray(raw)
+    return to_device(raw, device)
+
+
+def _cast_float(array: Any, dtype: Any) -> Any:
+    return array.astype(dtype, copy=False) if array.dtype.kind == "f" else array
+
+
+def _pair(value: IntPair, name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+def _check_sizes(layer: str, **sizes: int) -> None:
+    for name, size in sizes.items():
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"{layer}: {name} must be a positive int, got {size!r}")
+
+
+def _default_init(
+    weight: Parameter, bias: Parameter | None, rng: np.random.Generator | None
+) -> None:
+    """PyTorch's default: W ~ kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), b likewise."""
+    rng = np.random.default_rng() if rng is None else rng
+    init.kaiming_uniform_(weight, a=math.sqrt(5.0), rng=rng)
+    if bias is not None:
+        bound = 1.0 / math.sqrt(init.fan_in(weight))
+        init.uniform_(bias, -bound, bound, rng)
+
+
+def _empty(*shape: int) -> np.ndarray:
+    return np.empty(shape, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------- layers
+
+
+class Linear(Module):
+    """y = x W^T + b.
+
+    Shapes: x (..., in_features) -> y (..., out_features); weight (out_features, in_features),
+    bias (out_features,). Initialised as PyTorch: W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        _check_sizes("Linear", in_features=in_features, out_features=out_features)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(_empty(out_features, in_features))
+        self.bias = Parameter(_empty(out_features)) if bias else None
+        _default_init(self.weight, self.bias, rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class Conv2d(Module):
+    """2-D convolution (cross-correlation), see :func:`tinygan.functional.conv2d`.
+
+    Shapes: x (N, in, H, W) -> y (N, out, OH, OW), OH = (H + 2*padding - kh) // stride + 1;
+    weight (out, in, kh, kw), bias (out,). Initialised as PyTorch:
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in*kh*kw.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        _check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.weight = Parameter(_empty(out_channels, in_channels, *self.kernel_size))
+        self.bias = Parameter(_empty(out_channels)) if bias else None
+        _default_init(self.weight, self.bias, rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+            + ("" if self.bias is not None else ", bias=False")
+        )
+
+
+class ConvTranspose2d(Module):
+    """2-D transposed convolution, the adjoint of Conv2d (an upsampling layer in generators).
+
+    Shapes: x (N, in, H, W) -> y (N, out, OH, OW),
+    OH = (H - 1) * stride - 2*padding + kh + output_padding; weight (in, out, kh, kw) as in
+    PyTorch, bias (out,). Initialised as PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) where
+    PyTorch's fan_in is computed from the weight's second axis, ``out*kh*kw``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        output_padding: IntPair = 0,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        _check_sizes("ConvTranspose2d", in_channels=in_channels, out_channels=out_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.output_padding = _pair(output_padding, "output_padding")
+        self.weight = Parameter(_empty(in_channels, out_channels, *self.kernel_size))
+        self.bias = Parameter(_empty(out_channels)) if bias else None
+        _default_init(self.weight, self.bias, rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.output_padding
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+            + (f", output_padding={self.output_padding}" if any(self.output_padding) else "")
+            + ("" if self.bias is not None else ", bias=False")
+        )
+
+
+class _BatchNorm(Module):
+    """Shared by BatchNorm1d and BatchNorm2d; see :func:`tinygan.functional.batch_norm`.
+
+    Parameters weight (C,) = 1 and bias (C,) = 0; buffers running_mean (C,) = 0,
+    running_var (C,) = 1 and num_batches_tracked () = 0 (int64), as in PyTorch. In training
+    mode the batch statistics normalise and the running ones move towards them by
+    ``momentum``; in evaluation mode the running statistics normalise.
+    """
+
+    expected_input = ""  # set by subclasses, for error messages
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        _check_sizes(type(self).__name__, num_features=num_features)
+        self.num_features, self.eps, self.momentum = num_features, float(eps), float(momentum)
+        self.weight = Parameter(np.ones(num_features, dtype=np.float32))
+        self.bias = Parameter(np.zeros(num_features, dtype=np.float32))
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=np.float32))
+        self.register_buffer("running_var", np.ones(num_features, dtype=np.float32))
+        self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
+
+    def _check_input(self, x: Tensor, ndim: int) -> None:
+        if x.ndim != ndim or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{type(self).__name__}({self.num_features}) expects input "
+                f"{self.expected_input} with C = {self.num_features}, got shape {x.shape}"
+            )
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        if self.training:
+            self.num_batches_tracked += 1
+        # Tensor(array) shares the buffer's memory, so batch_norm updates it in place.
+        return F.batch_norm(
+            x,
+            Tensor(self.running_mean),
+            Tensor(self.running_var),
+            self.weight,
+            self.bias,
+            training=self.training,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) features, per feature over the batch."""
+
+    expected_input = "(N, C)"
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x, 2)
+        return self._normalize(x)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) images, per channel over N, H and W."""
+
+    expected_input = "(N, C, H, W)"
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x, 4)
+        return self._normalize(x)
+
+
+class ReLU(Module):
+    """y = max(x, 0)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    """y = x for x > 0, ``negative_slope * x`` otherwise (GAN discriminators use 0.2)."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Tanh(Module):
+    """y = tanh(x), the usual last layer of an image generator (outputs in [-1, 1])."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    """y = 1 / (1 + e^-x). GAN losses take logits, so a discriminator rarely needs it."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.sigmoid(x)
+
+
+class Flatten(Module):
+    """Merge axes ``start_dim`` to ``end_dim`` into one: (N, C, H, W) -> (N, C*H*W)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
+        if start > end:
+            raise ValueError(
+                f"Flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim} "
+                f"for an input of shape {x.shape}"
+            )
+        merged = math.prod(x.shape[start : end + 1])
+        return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1 :])
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Split axis ``dim`` into ``unflattened_size``: (N, 6272) -> (N, 128, 7, 7)."""
+
+    def __init__(self, dim: int, unflattened_size: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        dim = self.dim % x.ndim
+        if math.prod(self.unflattened_size) != x.shape[dim]:
+            raise ValueError(
+                f"Unflatten: axis {self.dim} of an input of shape {x.shape} has {x.shape[dim]} "
+                f"elements, which cannot be split into {self.unflattened_size}"
+            )
+        return x.reshape(x.shape[:dim] + self.unflattened_size + x.shape[dim + 1 :])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Dropout(Module):
+    """Zero each element with probability p and scale the rest by 1/(1-p), in training mode.
+
+    Masks are drawn from ``rng`` (a NumPy Generator; CuPy tensors use CuPy's generator).
+    """
+
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = float(p)
+        self.rng = np.random.default_rng() if rng is None else rng
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, self.training, self.rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Sequential(Module):
+    """Layers applied in order; they are registered as "0", "1", ... (PyTorch's keys)."""
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: argument {i} is a {type(layer).__name__}, not Module")
+            setattr(self, str(i), layer)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def __getitem__(self, index: int | slice) -> Module:
+        """One layer, or a new Sequential of a slice of the layers (renumbered from 0)."""
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        return layers[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
