@@ -1,0 +1,80 @@
+"""Every demo runs end to end (a few steps), then samples from its own checkpoint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+DEMOS = Path(__file__).resolve().parent.parent / "demos"
+
+
+def run_demo(script: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(DEMOS / script), *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "script, extra",
+    [
+        ("mnist_lsgan.py", []),
+        ("mnist_gan.py", ["--saturating"]),
+        ("mnist_dcgan.py", ["--dataset", "fashion-mnist"]),
+        ("mnist_wgan_gp.py", ["--d-steps", "2"]),
+    ],
+)
+def test_mnist_demo_trains_then_samples(tmp_path, script, extra):
+    if "fashion-mnist" in extra:  # the copy in the workplace's shared/ folder, beside the repo
+        fashion = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fashion-mnist"
+        if not fashion.exists():
+            pytest.skip(f"Fashion-MNIST is not at {fashion}")
+        extra = [*extra, "--data-root", str(fashion)]
+    out = tmp_path / "run"
+    common = ["--steps", "2", "--sample-every", "1", "--no-download", "--out", str(out)]
+    log = run_demo(script, *common, *extra)
+    assert "done: 2 steps" in log
+    assert (out / "samples" / "step_000002.png").exists()
+    assert (out / "checkpoint.npz").exists()
+    run_demo(script, "--sample", "--out", str(out), *extra)
+    assert Image.open(out / "samples.png").size == (8 * 30 + 2, 8 * 30 + 2)
+    assert (out / "interpolation.png").exists()
+
+
+def test_mnist_demo_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["--model", "mlp", "--no-download", "--out", str(out), "--sample-every", "1"]
+    run_demo("mnist_lsgan.py", "--steps", "1", *args)
+    log = run_demo("mnist_lsgan.py", "--steps", "2", "--resume", *args)
+    assert "from step 1" in log and "done: 2 steps" in log
+
+
+def test_image_folder_demo_trains_on_generated_pictures(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(10):
+        pixels = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    out = tmp_path / "run"
+    args = ["--image-size", "32", "--width", "8", "--batch-size", "4", "--out", str(out)]
+    log = run_demo("image_folder_dcgan.py", "--root", str(folder), "--steps", "2", *args)
+    assert "10 images of 32x32" in log
+    assert (out / "samples" / "step_000002.png").exists()
+    run_demo("image_folder_dcgan.py", "--sample", *args)
+    assert (out / "interpolation.png").exists()
+
+
+def test_image_folder_demo_requires_a_root(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(DEMOS / "image_folder_dcgan.py"), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0 and "--root is required" in result.stderr
