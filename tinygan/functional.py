@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.autograd import no_grad
+from tinygan.autograd import Function, is_grad_enabled
 from tinygan.conv import avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool2d
 from tinygan.ops import (
     abs,
@@ -20,11 +20,14 @@ from tinygan.ops import (
     cast,
     clip,
     concat,
+    cross_entropy,
     div,
     exp,
     getitem,
     leaky_relu,
     log,
+    log_softmax,
+    logsumexp,
     matmul,
     max,
     mean,
@@ -35,6 +38,7 @@ from tinygan.ops import (
     relu,
     reshape,
     sigmoid,
+    softmax,
     softplus,
     sqrt,
     stack,
@@ -49,10 +53,11 @@ from tinygan.tensor import Tensor
 
 __all__ = [
     "abs", "add", "avg_pool2d", "batch_norm", "broadcast_to", "cast", "clip", "col2im",
-    "concat", "conv2d", "conv_transpose2d", "div", "dropout", "exp", "getitem", "im2col",
-    "leaky_relu", "linear", "log", "matmul", "max", "max_pool2d", "mean", "mul", "neg",
-    "pad2d", "pow", "relu", "reshape", "sigmoid", "softplus", "sqrt", "stack", "sub", "sum",
-    "sum_to", "tanh", "to_device", "transpose",
+    "concat", "conv2d", "conv_transpose2d", "cross_entropy", "div", "dropout", "exp",
+    "getitem", "im2col", "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul",
+    "max", "max_pool2d", "mean", "mul", "neg", "pad2d", "pow", "relu", "reshape", "sigmoid",
+    "softmax", "softplus", "sqrt", "stack", "sub", "sum", "sum_to", "tanh", "to_device",
+    "transpose",
 ]  # fmt: skip
 
 
@@ -80,6 +85,46 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return y + bias
 
 
+class BatchStandardize(Function):
+    """xhat = (x - mu) / sqrt(var + eps): each channel standardised by its batch statistics.
+
+    mu and var are the mean and (biased) variance over ``axes`` (N, or N, H, W), m values
+    per channel. With s = 1 / sqrt(var + eps) and g = dL/dxhat, the chain rule through mu
+    and var gives the well-known
+
+        dL/dx = s * (g - mean(g) - xhat * mean(g * xhat))        (means over ``axes``)
+
+    When the backward pass is not recorded (plain training), that formula runs on arrays,
+    with s from the per-channel statistics of the forward pass: exact, since nobody
+    differentiates it. With ``create_graph=True`` it is rebuilt from x with tinygan ops,
+    so second derivatives through the batch statistics are exact too.
+    """
+
+    def __init__(self, axes: tuple[int, ...], eps: float) -> None:
+        self.axes, self.eps = axes, eps
+
+    def forward(self, x):
+        self.mean = x.mean(axis=self.axes, keepdims=True)  # (1, C, 1, 1): read for running stats
+        centred = x - self.mean
+        self.var = (centred * centred).mean(axis=self.axes, keepdims=True)
+        self.inv_std = (self.var + self.eps) ** -0.5
+        return centred * self.inv_std
+
+    def backward(self, grad):
+        axes = self.axes
+        if not is_grad_enabled():
+            g, xhat = grad.data, self.output.data
+            g_mean = g.mean(axis=axes, keepdims=True)
+            gx_mean = (g * xhat).mean(axis=axes, keepdims=True)
+            return Tensor((g - g_mean - xhat * gx_mean) * self.inv_std)
+        x = self.inputs[0]
+        centred = x - mean(x, axes, keepdims=True)
+        inv_std = pow(mean(centred * centred, axes, keepdims=True) + self.eps, -0.5)
+        xhat = centred * inv_std
+        g_mean, gx_mean = mean(grad, axes, keepdims=True), mean(grad * xhat, axes, keepdims=True)
+        return inv_std * (grad - g_mean - xhat * gx_mean)
+
+
 def batch_norm(
     x: Tensor,
     running_mean: Tensor | None,
@@ -97,11 +142,10 @@ def batch_norm(
     and the running statistics move towards the batch's:
                running_mean <- (1 - momentum) running_mean + momentum mu
                running_var  <- (1 - momentum) running_var  + momentum var * m / (m - 1)
-    (the unbiased variance, m values per channel), as PyTorch does.
+    (the unbiased variance, m values per channel), as PyTorch does. The standardisation
+    is one op, :class:`BatchStandardize`, whose gradient through the batch statistics (and
+    that gradient's gradient) is exact.
     Evaluation: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias.
-
-    The training branch is composed of differentiable ops, so its gradient through the
-    batch statistics, and that gradient's gradient, are exact.
 
     Args:
         x: (N, C) or (N, C, H, W).
@@ -125,17 +169,16 @@ def batch_norm(
             raise ValueError(
                 f"batch_norm: training needs more than one value per channel, got input {x.shape}"
             )
-        mu = mean(x, axes, keepdims=True)
-        centred = x - mu
-        var = mean(centred * centred, axes, keepdims=True)
-        y = centred * pow(var + eps, -0.5)
-        with no_grad():
-            if running_mean is not None:
-                running_mean.data *= 1.0 - momentum
-                running_mean.data += momentum * mu.data.reshape(channels)
-            if running_var is not None:
-                running_var.data *= 1.0 - momentum
-                running_var.data += (momentum * count / (count - 1)) * var.data.reshape(channels)
+        standardize = BatchStandardize(axes, eps)
+        y = standardize(x)
+        if running_mean is not None:
+            running_mean.data *= 1.0 - momentum
+            running_mean.data += momentum * standardize.mean.reshape(channels)
+        if running_var is not None:
+            unbiased = standardize.var.reshape(channels) * (count / (count - 1))
+            running_var.data *= 1.0 - momentum
+            running_var.data += momentum * unbiased
+        del standardize.mean, standardize.var  # backward needs only inv_std
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
