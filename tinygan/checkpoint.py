@@ -18,13 +18,13 @@ temporary file in the same directory, flushed to disk, then renamed over the tar
 from __future__ import annotations
 
 import os
-import secrets
 import zipfile
 from typing import Any
 
 import numpy as np
 
 from tinygan.backend import is_cupy_array, to_numpy
+from tinygan.fileio import atomic_write
 from tinygan.nn import Module
 from tinygan.optim import Optimizer
 
@@ -70,19 +70,8 @@ def save_checkpoint(
                 arrays[f"{name}/{key}"] = _host_array(item)
         else:
             arrays[name] = _host_array(value)
-    path = os.fspath(path)
-    # Same directory, so os.replace is a rename within one file system; "x" never clobbers.
-    tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
