@@ -57,3 +57,38 @@ def import_torch():
     except ImportError:
         return None
     return torch
+
+
+def frameworks(device: str):
+    """(torch or None, tinygan's synchronize, torch's synchronize) for ``device``.
+
+    PyTorch gets as many threads as NumPy's BLAS uses by default (all cores). On a GPU the
+    synchronize functions wait for queued kernels, so a timing covers the work itself.
+    """
+    torch = import_torch()
+    sync_tinygan = sync_torch = _no_op
+    if torch is not None:
+        torch.set_num_threads(os.cpu_count() or 1)
+        torch.manual_seed(0)
+    if device == "cuda":
+        import cupy
+
+        sync_tinygan = cupy.cuda.Device().synchronize
+        if torch is not None:
+            sync_torch = torch.cuda.synchronize
+    return torch, sync_tinygan, sync_torch
+
+
+def _no_op() -> None:
+    pass
+
+
+def print_environment(device: str, torch) -> None:
+    """The machine, GPU and PyTorch lines that head every benchmark's output."""
+    print(f"machine: {machine()}")
+    if device == "cuda":
+        import cupy
+
+        print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
+    threads = f"{torch.__version__}, {torch.get_num_threads()} threads" if torch else "absent"
+    print(f"torch: {threads}")

@@ -12,7 +12,6 @@ of threads, interleaved in the same process, on the same data.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tinygan as tg  # noqa: E402
-from benchmarks.common import import_torch, machine, median_ms  # noqa: E402
+from benchmarks.common import frameworks, median_ms, print_environment  # noqa: E402
 from tinygan import functional as F  # noqa: E402
 
 # (name, op, input shape, weight shape); every layer uses kernel 4, stride 2, padding 1.
@@ -31,14 +30,6 @@ LAYERS = [
     ("G convT1 128->64, 7->14", "conv_transpose2d", (64, 128, 7, 7), (128, 64, 4, 4)),
     ("G convT2 64->1, 14->28", "conv_transpose2d", (64, 64, 14, 14), (64, 1, 4, 4)),
 ]
-
-
-def _synchronizer(device: str, torch):
-    if device == "cpu":
-        return lambda: None, lambda: None
-    import cupy
-
-    return cupy.cuda.Device().synchronize, torch.cuda.synchronize if torch else (lambda: None)
 
 
 def time_tinygan(op: str, x: np.ndarray, w: np.ndarray, device: str, sync, repeats: int):
@@ -87,19 +78,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
 
-    torch = import_torch()
-    if torch is not None:
-        torch.set_num_threads(os.cpu_count() or 1)
-    sync_tg, sync_torch = _synchronizer(args.device, torch)
+    torch, sync_tg, sync_torch = frameworks(args.device)
     rng = np.random.default_rng(0)
-
-    print(f"machine: {machine()}")
-    if args.device == "cuda":
-        import cupy
-
-        print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
-    threads = f"{torch.__version__}, {torch.get_num_threads()} threads" if torch else "absent"
-    print(f"torch: {threads}")
+    print_environment(args.device, torch)
     print(f"device: {args.device}, batch 64, median of {args.repeats} runs (ms)\n")
     print("| layer | tinygan fwd | torch fwd | ratio | tinygan fwd+bwd | torch fwd+bwd | ratio |")
     print("|" + "---|" * 7)

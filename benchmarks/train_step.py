@@ -18,16 +18,13 @@ counted as 2 x multiply-adds of every linear/conv layer, x3 for a forward + back
 (the usual rule; tinygan skips some of that work, such as D's weight gradients in the G
 update, so its share of the machine's peak is a conservative figure). The peak is the
 float32 NumPy matrix product of two 2048 x 2048 matrices, measured in the same run.
-Memory: the peak of NumPy allocations during one tinygan step (tracemalloc); PyTorch's
-CPU allocator is not visible to it, so its column reports the growth of the process's
-peak resident memory during its first steps.
+Memory: the peak of NumPy allocations during one tinygan step (tracemalloc, CPU only);
+PyTorch's allocator is invisible to tracemalloc, so no PyTorch figure is given.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import sys
 import tracemalloc
 from collections.abc import Callable
@@ -38,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tinygan as tg  # noqa: E402
-from benchmarks.common import import_torch, machine, median_ms  # noqa: E402
+from benchmarks.common import frameworks, median_ms, print_environment  # noqa: E402
 from tinygan import losses, models, nn  # noqa: E402
 from tinygan.optim import Adam  # noqa: E402
 
@@ -234,49 +231,25 @@ def peak_numpy_mb(step: Callable[[], object]) -> float:
     return peak / 2**20
 
 
-def rss_growth_mb(step: Callable[[], object]) -> float:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(2):
-        step()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
 
-    torch = import_torch()
-    sync_tg = sync_torch = lambda: None  # noqa: E731
-    if torch is not None:
-        torch.set_num_threads(os.cpu_count() or 1)
-        torch.manual_seed(0)
-    if args.device == "cuda":
-        import cupy
-
-        sync_tg = cupy.cuda.Device().synchronize
-        if torch is not None:
-            sync_torch = torch.cuda.synchronize
-
+    torch, sync_tg, sync_torch = frameworks(args.device)
     from tinygan.data import images_to_float, load_mnist_or_bundled
 
     images = images_to_float(load_mnist_or_bundled(download=False)[0][:2048])[:, None]
     peak = numpy_peak_gflops()
-    print(f"machine: {machine()}")
-    if args.device == "cuda":
-        import cupy
-
-        print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
-    threads = f"{torch.__version__}, {torch.get_num_threads()} threads" if torch else "absent"
-    print(f"torch: {threads}")
+    print_environment(args.device, torch)
     print(f"NumPy float32 matmul peak (2048^3): {peak:.0f} GFLOP/s")
     print(f"device: {args.device}; median of {args.repeats} steps after 3 warm-up steps\n")
     print(
         "| step | tinygan ms | steps/s | torch ms | steps/s | tinygan/torch | "
-        "GFLOP/step | tinygan % of peak | tinygan peak MB | torch RSS growth MB |"
+        "GFLOP/step | tinygan % of peak | tinygan peak MB |"
     )
-    print("|" + "---|" * 10)
+    print("|" + "---|" * 9)
     for case in make_cases(np.random.default_rng(0)):
         ours = tinygan_step(case, args.device, data_source(case, images, 1))
         theirs = None
@@ -292,7 +265,6 @@ def main() -> None:
             return run
 
         memory_ours = peak_numpy_mb(ours) if args.device == "cpu" else float("nan")
-        memory_theirs = rss_growth_mb(theirs) if theirs and args.device == "cpu" else None
         ms_ours = median_ms(timed(ours, sync_tg), args.repeats)
         ms_theirs = median_ms(timed(theirs, sync_torch), args.repeats) if theirs else None
         gflop = case.flops / 1e9
@@ -302,11 +274,10 @@ def main() -> None:
             if ms_theirs
             else ["-", "-", "-"]
         )
-        mem_theirs = "-" if memory_theirs is None else f"{memory_theirs:.0f}"
         print(
             f"| {case.name} | {ms_ours:.1f} | {1000 / ms_ours:.2f} | "
             + " | ".join(torch_cells)
-            + f" | {gflop:.2f} | {share:.0f}% | {memory_ours:.0f} | {mem_theirs} |"
+            + f" | {gflop:.2f} | {share:.0f}% | {memory_ours:.0f} |"
         )
 
 

@@ -371,6 +371,33 @@ class Linear(Module):
         )
 
 
+def _init_conv(
+    layer: Module,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntPair,
+    stride: IntPair,
+    padding: IntPair,
+    bias: bool,
+    rng: np.random.Generator | None,
+    transposed: bool = False,
+) -> None:
+    """The set-up Conv2d and ConvTranspose2d share; only the weight layout differs.
+
+    The weight is (out, in, kh, kw) for a convolution, (in, out, kh, kw) for a transposed
+    one (``transposed=True``), as in PyTorch.
+    """
+    _check_sizes(type(layer).__name__, in_channels=in_channels, out_channels=out_channels)
+    layer.in_channels, layer.out_channels = in_channels, out_channels
+    layer.kernel_size = _pair(kernel_size, "kernel_size")
+    layer.stride = _pair(stride, "stride")
+    layer.padding = _pair(padding, "padding")
+    channels = (in_channels, out_channels) if transposed else (out_channels, in_channels)
+    layer.weight = Parameter(_empty(*channels, *layer.kernel_size))
+    layer.bias = Parameter(_empty(out_channels)) if bias else None
+    _default_init(layer.weight, layer.bias, rng)
+
+
 class Conv2d(Module):
     """2-D convolution (cross-correlation), see :func:`tinygan.functional.conv2d`.
 
@@ -390,14 +417,7 @@ class Conv2d(Module):
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        _check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.weight = Parameter(_empty(out_channels, in_channels, *self.kernel_size))
-        self.bias = Parameter(_empty(out_channels)) if bias else None
-        _default_init(self.weight, self.bias, rng)
+        _init_conv(self, in_channels, out_channels, kernel_size, stride, padding, bias, rng)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
@@ -431,15 +451,8 @@ class ConvTranspose2d(Module):
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        _check_sizes("ConvTranspose2d", in_channels=in_channels, out_channels=out_channels)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
         self.output_padding = _pair(output_padding, "output_padding")
-        self.weight = Parameter(_empty(in_channels, out_channels, *self.kernel_size))
-        self.bias = Parameter(_empty(out_channels)) if bias else None
-        _default_init(self.weight, self.bias, rng)
+        _init_conv(self, in_channels, out_channels, kernel_size, stride, padding, bias, rng, True)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv_transpose2d(
@@ -596,6 +609,27 @@ class Unflatten(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class MaxPool2d(Module):
+    """The maximum of each ``kernel_size`` window: (N, C, H, W) -> (N, C, OH, OW).
+
+    ``stride`` defaults to the kernel size (windows side by side); see ``F.max_pool2d``.
+    """
+
+    def __init__(
+        self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
+    ) -> None:
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class Dropout(Module):
