@@ -96,8 +96,13 @@ def _bn_ref(x, w=None, b=None, mean=None, var=None, eps=1e-5):
     return y
 
 
+def _logsumexp_ref(x, axis=-1, keepdims=False):
+    return np.log(np.exp(x).sum(axis=axis, keepdims=keepdims))
+
+
 ROWS = [2, 0, 2, 2, 1]  # repeated integer indices: their gradients must add up
 COLS = [3, 3, 0, 1, 3]
+TARGETS = [3, 0, 3, 1, 2]  # class indices for cross_entropy; class 3 twice
 MASK = [[True, False, True, True], [False, False, True, False], [True, True, False, True]]
 RUNNING_MEAN = [0.3, -0.2, 0.1]
 RUNNING_VAR = [1.5, 0.7, 2.0]
@@ -280,6 +285,13 @@ OPS = [
         lambda x: np.where(x > 0, x, 0.2 * x),
         away_from_zero,
     ),
+    Op(  # a slope outside [0, 1] takes the mask path instead of maximum(x, a*x)
+        "leaky_relu_steep",
+        lambda x: F.leaky_relu(x, -1.5),
+        ((3, 4),),
+        lambda x: np.where(x > 0, x, -1.5 * x),
+        away_from_zero,
+    ),
     Op(
         "leaky_relu_default",
         F.leaky_relu,
@@ -295,6 +307,45 @@ OPS = [
         lambda x: F.softplus(x * 8.0),
         ((3, 4),),
         lambda x: np.log1p(np.exp(8.0 * x)),
+    ),
+    # ---- log-sum-exp, softmax, cross-entropy (naive NumPy references: fine at these scales)
+    Op("logsumexp", F.logsumexp, ((3, 5),), _logsumexp_ref),
+    Op(
+        "logsumexp_axes_keepdims",
+        lambda x: F.logsumexp(x, (0, 2), keepdims=True),
+        ((2, 3, 4),),
+        lambda x: _logsumexp_ref(x, (0, 2), keepdims=True),
+    ),
+    Op(
+        "logsumexp_all",
+        lambda x: F.logsumexp(x, None),
+        ((2, 3),),
+        lambda x: _logsumexp_ref(x, None),
+    ),
+    Op(  # spread logits: the max shift is what keeps exp in range
+        "logsumexp_wide",
+        lambda x: F.logsumexp(x * 40.0, 1),
+        ((3, 4),),
+        lambda x: _logsumexp_ref(40.0 * x, 1),
+    ),
+    Op(
+        "log_softmax",
+        F.log_softmax,
+        ((3, 5),),
+        lambda x: x - _logsumexp_ref(x, -1, keepdims=True),
+    ),
+    Op(
+        "log_softmax_axis0",
+        lambda x: F.log_softmax(x, axis=0),
+        ((4, 3),),
+        lambda x: x - _logsumexp_ref(x, 0, keepdims=True),
+    ),
+    Op("softmax", F.softmax, ((3, 5),), lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True)),
+    Op(
+        "cross_entropy",
+        lambda x: F.cross_entropy(x, TARGETS),
+        ((5, 4),),
+        lambda x: np.mean(_logsumexp_ref(x, 1) - x[np.arange(5), TARGETS]),
     ),
     # ---- layers
     Op("linear", F.linear, ((4, 3), (2, 3), (2,)), lambda x, w, b: x @ w.T + b),
@@ -599,3 +650,60 @@ def test_getitem_with_tensor_index() -> None:
     np.testing.assert_array_equal(y.numpy(), x.numpy()[[2, 0, 2]])
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.array([[1.0] * 4, [0.0] * 4, [2.0] * 4]))
+
+
+# ------------------------------------------------------- log-sum-exp at extreme logits
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_logsumexp_and_log_softmax_are_exact_at_extreme_logits(dtype: str) -> None:
+    x = tg.tensor([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0]], dtype=dtype)
+    x.requires_grad = True
+    lse = F.logsumexp(x, axis=1)
+    assert lse.dtype == dtype
+    np.testing.assert_allclose(lse.numpy(), [1000.0, -1000.0 + np.log(3.0)], rtol=1e-6)
+    log_p = F.log_softmax(x, axis=1)
+    expected = [[0.0, -2000.0, -1000.0], [-np.log(3.0)] * 3]
+    np.testing.assert_allclose(log_p.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(F.softmax(x).numpy(), [[1, 0, 0], [1 / 3] * 3], rtol=1e-6)
+    # The gradient of logsumexp is the softmax, exp(x - y); in float32 it inherits the
+    # rounding of y (999 is stored to within 3e-5), as PyTorch's does. Second derivatives
+    # stay finite too.
+    (g,) = tg.grad(lse.sum(), [x], create_graph=True)
+    rtol = 1e-4 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(g.numpy(), [[1, 0, 0], [1 / 3] * 3], rtol=rtol)
+    (gg,) = tg.grad((g * g).sum(), [x])
+    assert np.all(np.isfinite(gg.numpy()))
+    (g_log_p,) = tg.grad((log_p * log_p).sum(), [x])
+    assert np.all(np.isfinite(g_log_p.numpy()))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cross_entropy_at_extreme_logits(dtype: str) -> None:
+    logits = tg.tensor([[1000.0, -1000.0], [1000.0, -1000.0]], dtype=dtype, requires_grad=True)
+    right = F.cross_entropy(logits, [0, 0])  # confident and right: loss 0, gradient 0
+    assert right.dtype == dtype and right.item() == 0.0
+    (g,) = tg.grad(right, [logits])
+    np.testing.assert_array_equal(g.numpy(), np.zeros((2, 2)))
+    wrong = F.cross_entropy(logits, np.array([1, 0]))  # one confidently wrong: 2000 / 2
+    assert wrong.item() == pytest.approx(1000.0)
+    (g,) = tg.grad(wrong, [logits])  # (softmax - one-hot) / N
+    np.testing.assert_allclose(g.numpy(), [[0.5, -0.5], [0.0, 0.0]])
+
+
+def test_cross_entropy_rejects_bad_targets() -> None:
+    logits = tg.tensor(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"0\.\.3"):
+        F.cross_entropy(logits, [0, 4, 1])
+    with pytest.raises(ValueError, match=r"0\.\.3"):
+        F.cross_entropy(logits, [0, -1, 1])
+    with pytest.raises(ValueError, match="expected 3 targets"):
+        F.cross_entropy(logits, [0, 1])
+    with pytest.raises(TypeError, match="integers"):
+        F.cross_entropy(logits, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(TypeError, match="integer array"):
+        F.cross_entropy(logits, tg.tensor([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"\(N, K\)"):
+        F.cross_entropy(tg.tensor(np.zeros(4)), [0])
+    with pytest.raises(ValueError, match="empty"):
+        F.logsumexp(tg.tensor(np.zeros((2, 0))))
