@@ -109,6 +109,27 @@ def test_loss_plot_steps_must_match(tmp_path):
         images.save_loss_plot({"G": [1, 2, 3]}, tmp_path / "loss.png", steps=[0, 1])
 
 
+def test_loss_plot_axis_labels_and_legend_corner(tmp_path):
+    curves = {"discriminator loss": np.full(50, 0.5)}  # a flat line: the corners stay empty
+    images.save_loss_plot(curves, tmp_path / "a.png")
+    images.save_loss_plot(curves, tmp_path / "b.png", xlabel="logit", ylabel="|gradient|")
+    a, b = pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png")
+    rows, cols = np.nonzero(np.any(a != b, axis=-1))
+    assert rows.size > 0  # the labels changed, and nothing but the labels:
+    assert np.all((rows > 540 - 64 + 20) | (cols < 40))  # under the plot, left of the ticks
+
+    images.save_loss_plot(curves, tmp_path / "c.png", legend="lower left")
+    c = pixels(tmp_path / "c.png")
+
+    def dark_text_in_lower_left(p):  # inside the plot frame, the bottom-left quarter
+        return int(np.all(p[300:470, 90:480] < 80, axis=-1).sum())
+
+    assert dark_text_in_lower_left(a) == 0 and dark_text_in_lower_left(c) > 50
+    with pytest.raises(ValueError, match="legend must be one of"):
+        images.save_loss_plot(curves, tmp_path / "d.png", legend="middle")
+    assert not (tmp_path / "d.png").exists()
+
+
 def test_moving_average():
     np.testing.assert_allclose(images.moving_average([1, 2, 3, 4, 5], 3), [1.5, 2, 3, 4, 4.5])
     np.testing.assert_allclose(images.moving_average([1, np.nan, 3], 3), [1, 2, 3])

@@ -2,7 +2,9 @@
 
 Every op is a :class:`Function`. Its ``forward`` computes on raw arrays; its ``backward``
 receives the output gradient as a :class:`~tinygan.tensor.Tensor` and returns the input
-gradients **built from tinygan ops**. That single rule gives higher-order gradients:
+gradients **built from tinygan ops**: for y = f(x) inside a scalar loss L, the
+vector-Jacobian product dL/dx = J^T dL/dy (J = dy/dx), without ever forming J. That single
+rule gives higher-order gradients:
 
 * ``create_graph=False`` (plain training): backward runs with graph recording switched
   off, so the gradient ops cost exactly what NumPy costs;

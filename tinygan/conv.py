@@ -207,8 +207,8 @@ def conv_transpose2d(
 ) -> Tensor:
     """2-D transposed convolution: the adjoint of conv2d with the same weight.
 
-    y = col2im(x_rows @ w.reshape(C_in, C_out*KH*KW)), with
-    OH = (H - 1) * s - 2p + KH + output_padding.
+    y = col2im(x_rows @ W), W = w permuted to (C_in, KH, KW, C_out) and reshaped
+    (C_in, KH*KW*C_out), with OH = (H - 1) * s - 2p + KH + output_padding.
 
     Args:
         x: input (N, C_in, H, W).

@@ -110,6 +110,7 @@ _COLOURS = (  # matplotlib's "tab10", the colours people read loss curves in
     (23, 190, 207),
 )
 _INK, _GRID, _FAINT_TEXT = (34, 34, 34), (228, 228, 228), (110, 110, 110)
+_LEGEND_CORNERS = ("upper right", "upper left", "lower right", "lower left")
 
 
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:
@@ -136,8 +137,14 @@ def save_loss_plot(
     title: str | None = None,
     steps: Sequence[float] | None = None,
     smooth: int | None = None,
+    xlabel: str = "step",
+    ylabel: str = "loss",
+    legend: str = "upper right",
 ) -> None:
     """Draw loss curves against training steps into a PNG, with axes, ticks and a legend.
+
+    Any curves can be drawn against any x values (give them as ``steps``, and name the
+    axes with ``xlabel`` and ``ylabel``); x ticks are placed at whole numbers.
 
     GAN losses are noisy, so each curve is drawn twice: the raw values as a thin pale line
     and their centred moving average (:func:`moving_average`) as a bold line on top. NaN
@@ -153,10 +160,16 @@ def save_loss_plot(
             0, 1, 2, ... Every curve must then have ``len(steps)`` values.
         smooth: moving-average window in entries; default about 1/40 of the longest curve;
             0 or 1 draws the raw values only.
+        xlabel: text under the x axis.
+        ylabel: text beside the y axis.
+        legend: the corner of the plot that holds the legend: "upper right", "upper left",
+            "lower right" or "lower left".
 
     Raises:
-        ValueError: a curve's length differs from ``len(steps)``.
+        ValueError: a curve's length differs from ``len(steps)``, or an unknown ``legend``.
     """
+    if legend not in _LEGEND_CORNERS:
+        raise ValueError(f"legend must be one of {_LEGEND_CORNERS}, got {legend!r}")
     series = []  # (name, x, raw y, smoothed y or None)
     longest = max((len(v) for v in curves.values()), default=0)
     window = max(1, longest // 40) if smooth is None else max(1, smooth)
@@ -199,8 +212,8 @@ def save_loss_plot(
     draw.rectangle([left, top, right, bottom], outline=_INK, width=s)
 
     # Axis labels and title.
-    draw.text(((left + right) / 2, bottom + 32 * s), "step", fill=_INK, font=font, anchor="mt")
-    _draw_vertical_text(canvas, "loss", (18 * s, (top + bottom) // 2), font)
+    draw.text(((left + right) / 2, bottom + 32 * s), xlabel, fill=_INK, font=font, anchor="mt")
+    _draw_vertical_text(canvas, ylabel, (18 * s, (top + bottom) // 2), font)
     if title:
         centre = ((left + right) / 2, top - 18 * s)
         draw.text(centre, title, fill=_INK, font=_font(16 * s), anchor="mb")
@@ -216,7 +229,7 @@ def save_loss_plot(
         if avg is not None:
             _polyline(draw, px(x), py(avg), _COLOURS[i % len(_COLOURS)], 2 * s)
 
-    _draw_legend(draw, series, window, (right - 10 * s, top + 10 * s), font, small)
+    _draw_legend(draw, series, window, legend, (left, top, right, bottom), font, small)
     _save_png(canvas.resize((_WIDTH, _HEIGHT), Image.Resampling.LANCZOS), path)
 
 
@@ -273,8 +286,8 @@ def _polyline(draw: ImageDraw.ImageDraw, xs: np.ndarray, ys: np.ndarray, colour,
             draw.ellipse([x - width, y - width, x + width, y + width], fill=colour)
 
 
-def _draw_legend(draw, series, window, top_right, font, small) -> None:
-    """A framed box in the top-right corner: a coloured line and a name per curve."""
+def _draw_legend(draw, series, window, corner, plot_box, font, small) -> None:
+    """A framed box in one ``corner`` of the plot: a coloured line and a name per curve."""
     if not series:
         return
     s = _SUPERSAMPLE
@@ -289,8 +302,10 @@ def _draw_legend(draw, series, window, top_right, font, small) -> None:
         text_w = max(text_w, draw.textbbox((0, 0), note, font=small)[2] - swatch - gap)
     width = 12 * s + swatch + gap + text_w + 12 * s
     height = 8 * s + line_h * (len(labels) + (1 if note else 0)) + 4 * s
-    x1, y0 = top_right
-    x0 = x1 - width
+    left, top, right, bottom = plot_box
+    x0 = left + 10 * s if corner.endswith("left") else right - 10 * s - width
+    y0 = top + 10 * s if corner.startswith("upper") else bottom - 10 * s - height
+    x1 = x0 + width
     draw.rectangle([x0, y0, x1, y0 + height], fill="white", outline=(200, 200, 200), width=s)
     for i, label in enumerate(labels):
         cy = y0 + 8 * s + line_h * i + line_h // 2

@@ -1,0 +1,256 @@
+"""Draw the figures of the guided tour, docs/figures/*.png, with tinygan itself.
+
+    python docs/make_figures.py        # about a minute on a 2-core CPU
+
+Every number in the figures is computed here with tinygan (its ops, losses, models and
+trainer) and every picture is drawn with tinygan.images (Pillow):
+
+* generator_gradients.png: |dL_G/df| per sample against D's logit f, for the saturating
+  and the non-saturating generator loss (chapter 5);
+* mode_collapse.png: a 1-D GAN with and without BatchNorm in its generator, the setup of
+  tests/test_gan_toy.py; without it the generator collapses onto one mode (chapter 8);
+* mnist_samples.png, mnist_losses.png, mnist_metrics.png: 1,500 steps of the MLP GAN of
+  demos/mnist_gan.py on the bundled MNIST test set: sample grids at a few steps, the
+  losses, and D's outputs with a sample-diversity ratio (chapter 8).
+
+Everything is seeded, so a second run draws the same pictures.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+import tinygan as tg  # noqa: E402
+from tinygan import data, losses, models, nn, optim  # noqa: E402
+from tinygan.images import save_grid, save_loss_plot  # noqa: E402
+from tinygan.train import GANTrainer, TrainConfig, generate  # noqa: E402
+
+FIGURES = Path(__file__).resolve().parent / "figures"
+
+MNIST_STEPS = 1500  # generator updates of the MNIST run
+GRID_STEPS = (0, 50, 200, 500, 1000, 1500)  # the rows of mnist_samples.png
+GRID_COLUMNS = 16  # samples per row (the first 16 of the trainer's fixed noise)
+METRICS_EVERY = 10  # steps between points of mnist_metrics.png
+DIVERSITY_SAMPLES = 256
+
+
+# --------------------------------------------------------------------- chapter 5
+def generator_gradients() -> None:
+    """|dL_G/df| for one sample, both generator losses, by tinygan's own backward."""
+    f = np.linspace(-8.0, 1.5, 191)  # D's logit on a generated sample (the legend sits top right)
+    curves = {}
+    for name, saturating in (
+        ("saturating: L = log(1 - D(G(z))), |dL/df| = D(G(z))", True),
+        ("non-saturating: L = -log D(G(z)), |dL/df| = 1 - D(G(z))", False),
+    ):
+        logits = tg.tensor(f, requires_grad=True)  # float64 in, float64 kept
+        # gan_g_loss is a mean over the batch: times n, each entry is one sample's gradient.
+        (g,) = tg.grad(losses.gan_g_loss(logits, saturating=saturating) * len(f), [logits])
+        curves[name] = np.abs(g.numpy())
+    save_loss_plot(
+        curves,
+        FIGURES / "generator_gradients.png",
+        title="How hard each generator loss pushes a fake that D rejects (f << 0)",
+        steps=f,
+        smooth=0,
+        xlabel="f = D's logit on a generated sample   (D(G(z)) = sigmoid(f))",
+        ylabel="|dL_G / df| per sample",
+    )
+
+
+# --------------------------------------------------------------------- chapter 8: toy
+TOY_MODES, TOY_STD = (-2.0, 2.0), 0.25
+
+
+def _toy_data(rng: np.random.Generator, n: int) -> np.ndarray:
+    centres = rng.choice(TOY_MODES, size=(n, 1))
+    return (centres + TOY_STD * rng.standard_normal((n, 1))).astype(np.float32)
+
+
+def _toy_mlp(sizes: list[int], rng: np.random.Generator, batch_norm: bool) -> nn.Sequential:
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out, rng=rng))
+        if i < len(sizes) - 2:  # hidden layers only
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(n_out))
+            layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+def train_toy_lsgan(g_batch_norm: bool, seed: int = 0, steps: int = 1500) -> np.ndarray:
+    """tests/test_gan_toy.py's LSGAN run; returns 10,000 samples of the trained generator."""
+    rng = np.random.default_rng(seed)
+    generator = _toy_mlp([4, 32, 32, 1], rng, batch_norm=g_batch_norm)
+    discriminator = _toy_mlp([1, 32, 32, 1], rng, batch_norm=False)
+    opt_g = optim.Adam(generator.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = optim.Adam(discriminator.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    for step in range(steps):
+        opt_g.lr = opt_d.lr = 1e-3 * (1.0 - step / steps)
+        real = tg.tensor(_toy_data(rng, 256))
+        fake = generator(tg.tensor(rng.standard_normal((256, 4)), dtype="float32"))
+        d_loss = losses.lsgan_d_loss(discriminator(real), discriminator(fake.detach()))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        g_loss = losses.lsgan_g_loss(discriminator(fake))
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+    generator.eval()
+    with tg.no_grad():
+        z = tg.tensor(rng.standard_normal((10_000, 4)), dtype="float32")
+        return generator(z).numpy().reshape(-1)
+
+
+def mode_collapse() -> None:
+    """Histograms of the data and of two trained generators, one of them collapsed."""
+    edges = np.linspace(-4.0, 4.0, 161)
+    centres = (edges[:-1] + edges[1:]) / 2
+    pdf = sum(
+        0.5 * np.exp(-0.5 * ((centres - m) / TOY_STD) ** 2) / (TOY_STD * math.sqrt(2 * math.pi))
+        for m in TOY_MODES
+    )
+    curves = {"data: N(-2, 0.25^2) and N(2, 0.25^2), equal weight": pdf}
+    for label, batch_norm in (("G with BatchNorm", True), ("G without BatchNorm", False)):
+        samples = train_toy_lsgan(batch_norm)
+        left = float(np.mean(samples < 0))
+        density, _ = np.histogram(samples, bins=edges, density=True)
+        curves[f"{label}: {left:.0%} of samples left of 0"] = density
+    save_loss_plot(
+        curves,
+        FIGURES / "mode_collapse.png",
+        title="Mode collapse: the same LSGAN, seed 0, 1,500 steps (tests/test_gan_toy.py)",
+        steps=centres,
+        smooth=0,
+        xlabel="x",
+        ylabel="density",
+    )
+
+
+# --------------------------------------------------------------------- chapter 8: MNIST
+def mean_pairwise_distance(images: np.ndarray) -> float:
+    """Mean Euclidean distance between two different images of the batch."""
+    x = images.reshape(len(images), -1).astype(np.float64)
+    squared = (x * x).sum(axis=1)
+    d2 = squared[:, None] + squared[None, :] - 2.0 * x @ x.T
+    d = np.sqrt(np.maximum(d2, 0.0))
+    n = len(x)
+    return float(d.sum() / (n * (n - 1)))
+
+
+def mnist_run() -> None:
+    """Train demos/mnist_gan.py's MLP GAN for a while; draw samples, losses and metrics."""
+    images, _ = data.load_mnist("test", root=data.bundled_dataset_dir("mnist"), download=False)
+    # train_step writes no files (train() would): the figures are all this run leaves.
+    config = TrainConfig(
+        loss="gan", z_dim=96, batch_size=128, lr_g=1e-3, lr_d=1e-3, steps=MNIST_STEPS,
+        device="cpu", seed=0,
+    )  # fmt: skip
+    rng = np.random.default_rng(config.seed)  # as demos/mnist_common.py builds them
+    generator = models.mlp_generator(config.z_dim, rng=rng)
+    discriminator = models.mlp_discriminator(rng=rng)
+    loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
+    trainer = GANTrainer(generator, discriminator, loader, config)
+
+    grid_noise = trainer.fixed_noise[:GRID_COLUMNS]
+    z = np.random.default_rng(1).standard_normal((DIVERSITY_SAMPLES, config.z_dim))
+    diversity_noise = tg.tensor(z, dtype="float32")
+    real = data.images_to_float(images[:DIVERSITY_SAMPLES])
+    real_diversity = mean_pairwise_distance(real)
+
+    grids = {0: generate(generator, grid_noise)}
+    history = {name: [] for name in ("d_loss", "g_loss", "d_real", "d_fake")}
+    metric_steps, d_real, d_fake, diversity = [], [], [], []
+    start = time.perf_counter()
+    while trainer.step < MNIST_STEPS:
+        values = trainer.train_step()
+        for name in history:
+            history[name].append(values[name])
+        step = trainer.step
+        if step in GRID_STEPS:
+            grids[step] = generate(generator, grid_noise)
+        if step % METRICS_EVERY == 0:
+            metric_steps.append(step)
+            d_real.append(float(np.mean(history["d_real"][-METRICS_EVERY:])))
+            d_fake.append(float(np.mean(history["d_fake"][-METRICS_EVERY:])))
+            fakes = generate(generator, diversity_noise)
+            diversity.append(mean_pairwise_distance(fakes) / real_diversity)
+        if step % 100 == 0:
+            print(f"  MNIST GAN step {step}/{MNIST_STEPS}, {time.perf_counter() - start:.0f} s")
+
+    steps = np.arange(1, MNIST_STEPS + 1)
+    save_loss_plot(
+        {
+            "D loss": history["d_loss"],
+            "G loss (non-saturating)": history["g_loss"],
+            "2 log 2: D's loss when D(x) = 1/2 everywhere": np.full(len(steps), 2 * math.log(2)),
+            "log 2: G's loss when D(G(z)) = 1/2": np.full(len(steps), math.log(2)),
+        },
+        FIGURES / "mnist_losses.png",
+        title="MLP GAN on MNIST (demos/mnist_gan.py settings, batch 128)",
+        steps=steps,
+    )
+    save_loss_plot(
+        {
+            "D(x): mean D output on real images": d_real,
+            "D(G(z)): mean D output on generated images": d_fake,
+            "diversity: mean distance between samples / between real images": diversity,
+        },
+        FIGURES / "mnist_metrics.png",
+        title=f"What D says, and how varied the samples are (every {METRICS_EVERY} steps)",
+        steps=metric_steps,
+        smooth=0,
+        ylabel="value",
+        legend="lower right",  # the diversity curve climbs into the upper right
+    )
+    _labelled_rows(grids, FIGURES / "mnist_samples.png")
+
+
+def _labelled_rows(grids: dict[int, np.ndarray], path: Path, scale: int = 2) -> None:
+    """One row per step (the same noise in every column), with the step written on the left."""
+    steps = sorted(grids)
+    batch = np.concatenate([grids[s] for s in steps])  # (rows * columns, 1, 28, 28)
+    with tempfile.TemporaryDirectory() as folder:
+        grid_path = Path(folder) / "grid.png"
+        save_grid(batch, grid_path, nrow=GRID_COLUMNS, padding=2, pad_value=1.0)
+        with Image.open(grid_path) as opened:
+            grid = opened.convert("L")
+    grid = grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST)
+    margin = 110
+    canvas = Image.new("L", (grid.width + margin, grid.height), 255)
+    canvas.paste(grid, (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=18)
+    row_height = (grid.height - 2 * scale) / len(steps)
+    for i, step in enumerate(steps):
+        centre = 2 * scale + row_height * (i + 0.5)
+        draw.text((margin - 12, centre), f"step {step}", fill=0, font=font, anchor="rm")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, optimize=True)
+
+
+def main() -> None:
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    generator_gradients()
+    print(f"generator_gradients.png ({time.perf_counter() - start:.0f} s)")
+    mode_collapse()
+    print(f"mode_collapse.png ({time.perf_counter() - start:.0f} s)")
+    mnist_run()
+    print(f"mnist_samples.png, _losses.png, _metrics.png ({time.perf_counter() - start:.0f} s)")
+    for path in sorted(FIGURES.glob("*.png")):
+        print(f"  {path.relative_to(FIGURES.parent.parent)}: {path.stat().st_size / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()
