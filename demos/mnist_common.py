@@ -68,6 +68,8 @@ def build_models(config: MnistConfig):
 def run(**defaults) -> None:
     """Parse the flags (with this demo's ``defaults``), then train or sample."""
     config = parse_config(MnistConfig, **defaults)
+    if config.eval_every and config.dataset != "mnist":
+        raise SystemExit("--eval-every scores digits with an MNIST classifier: MNIST runs only")
     generator, discriminator = build_models(config)
     if config.sample:
         checkpoint = Path(config.out) / "checkpoint.npz"

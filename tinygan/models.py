@@ -4,6 +4,9 @@ Every generator maps noise z of shape (N, z_dim) to images (N, C, H, W) in [-1, 
 every discriminator (critic) maps images to one raw score per image, shape (N, 1): a logit
 for the GAN loss, a real number for LSGAN and WGAN. Losses, not models, decide what the
 score means, so the same networks serve every loss family.
+
+:func:`lenet` is the odd one out: a small MNIST classifier whose features and predictions
+score generated digits (:mod:`tinygan.metrics`).
 """
 
 from __future__ import annotations
@@ -165,3 +168,32 @@ def dcgan_discriminator(
     model = nn.Sequential(*layers)
     init.dcgan_init_(model, rng)
     return model
+
+
+def lenet(rng: np.random.Generator | None = None) -> nn.Sequential:
+    """A LeNet-style MNIST classifier: the feature extractor of :mod:`tinygan.metrics`.
+
+    ::
+
+        1x28x28 -> Conv2d(1, 16, 5) -> ReLU -> MaxPool2d(2)   -> 16x12x12
+                -> Conv2d(16, 32, 5) -> ReLU -> MaxPool2d(2)  -> 32x4x4
+                -> Flatten -> Linear(512, 128) -> ReLU        -> 128 features
+                -> Linear(128, 10)                            -> 10 logits
+
+    Input pixels are in [-1, 1], as the generators make them. ``model[:-1]`` is the
+    feature extractor (its output, after the ReLU, is what the Fréchet distance compares)
+    and ``model[-1]`` the last layer, mapping the features to class logits. About 80,000
+    parameters, PyTorch's default initialisation.
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 5, rng=rng),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 5, rng=rng),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 128, rng=rng),
+        nn.ReLU(),
+        nn.Linear(128, 10, rng=rng),
+    )

@@ -18,7 +18,10 @@ The generator's update differentiates with ``tinygan.grad(loss_G, G.parameters()
 generator step does not need (PyTorch's usual loop computes and throws them away).
 
 A run writes into its output folder: ``config.json``, ``samples/step_XXXXXX.png`` (a grid
-from a fixed noise batch), ``losses.csv`` and ``losses.png``, and ``checkpoint.npz``.
+from a fixed noise batch), ``losses.csv`` and ``losses.png``, and ``checkpoint.npz``; with
+``eval_every`` set, also ``metrics.csv``: the sample-quality scores of
+:mod:`tinygan.metrics` (Fréchet distance, inception-style score, class coverage, all from
+an MNIST classifier, so meaningful for MNIST digits only).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from tinygan import losses
+from tinygan import losses, metrics
 from tinygan.autograd import grad, no_grad
 from tinygan.backend import cuda_available, normalize_device
 from tinygan.checkpoint import load_checkpoint, save_checkpoint
@@ -48,7 +51,15 @@ from tinygan.tensor import Tensor
 LOSSES = ("gan", "lsgan", "wgan-gp")
 HISTORY = ("step", "d_loss", "g_loss", "d_real", "d_fake", "penalty", "seconds")
 # Fields that may change between a run and its resumption without changing the result.
-_RESUMABLE_CHANGES = {"steps", "resume", "device", "log_every", "sample_every", "checkpoint_every"}
+_RESUMABLE_CHANGES = {
+    "steps",
+    "resume",
+    "device",
+    "log_every",
+    "sample_every",
+    "checkpoint_every",
+    "eval_every",
+}
 
 
 @dataclass
@@ -72,6 +83,9 @@ class TrainConfig:
         out: the run's output folder.
         sample_every, checkpoint_every: steps between sample grids / checkpoints.
         log_every: steps between log lines when output is not a terminal.
+        eval_every: steps between sample-quality scores of 2,000 generated images
+            (tinygan.metrics: Fréchet distance, inception-style score, class coverage;
+            MNIST only), written to metrics.csv and the progress output; 0: never.
         resume: continue from ``out/checkpoint.npz``.
     """
 
@@ -94,6 +108,7 @@ class TrainConfig:
     sample_every: int = 250
     checkpoint_every: int = 500
     log_every: int = 50
+    eval_every: int = 0
     resume: bool = False
 
     def __post_init__(self) -> None:
@@ -129,6 +144,9 @@ def _mean(t: Tensor) -> float:
 class GANTrainer:
     """Trains a generator against a discriminator on a stream of real batches.
 
+    Attributes:
+        eval_samples: generated images scored at each ``eval_every`` evaluation.
+
     Args:
         generator: maps (N, z_dim) noise to (N, C, H, W) images in [-1, 1].
         discriminator: maps images to (N, 1) scores.
@@ -137,6 +155,8 @@ class GANTrainer:
         stream: where progress and messages go (default sys.stdout); the demos print,
             the library itself does not.
     """
+
+    eval_samples = 2000
 
     def __init__(
         self,
@@ -157,6 +177,7 @@ class GANTrainer:
         self.stream = stream
         self.step = 0
         self.history: dict[str, list[float]] = {name: [] for name in HISTORY}
+        self.metrics_history: list[dict[str, float]] = []  # one row per evaluation
         self.fixed_noise = self.noise(64, -1)  # the same 64 faces of the run in every grid
 
     # --------------------------------------------------------------------------- pieces
@@ -263,6 +284,10 @@ class GANTrainer:
                     self.write_samples()
                 if self.step % config.checkpoint_every == 0 or self.step == config.steps:
                     self.save()
+                if config.eval_every and (
+                    self.step % config.eval_every == 0 or self.step == config.steps
+                ):
+                    progress.message(f"step {self.step} quality: {self.evaluate().summary()}")
         except KeyboardInterrupt:
             self.save()
             progress.message(
@@ -313,6 +338,10 @@ class GANTrainer:
         )
         self.step = int(extras["step"])
         self.history = {k: list(map(float, extras[f"history_{k}"])) for k in HISTORY}
+        if self.metrics_path.exists():  # keep the evaluations up to the checkpoint's step
+            with open(self.metrics_path, newline="") as f:
+                rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+            self.metrics_history = [row for row in rows if row["step"] <= self.step]
 
     def _check_config_matches(self) -> None:
         path = self.out / "config.json"
@@ -345,6 +374,30 @@ class GANTrainer:
             title = f"{self.config.loss} losses"
             save_loss_plot(curves, self.out / "losses.png", title=title, steps=self.history["step"])
 
+    @property
+    def metrics_path(self) -> Path:
+        return self.out / "metrics.csv"
+
+    def evaluate(self) -> metrics.QualityScores:
+        """Score ``eval_samples`` generated images; append them to ``metrics.csv``.
+
+        The noise is the same at every evaluation (a stream that no training step draws
+        from), so the scores of a run follow the generator, not the noise; generating
+        in eval mode leaves the training exactly as it would be without evaluations.
+        """
+        rng = np.random.default_rng([self.config.seed, 0, 0, 1])
+        z = rng.standard_normal((self.eval_samples, self.config.z_dim), dtype=np.float32)
+        scores = metrics.score(generate_many(self.generator, z, self.device))
+        self.metrics_history.append({"step": float(self.step), **scores.as_dict()})
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(self.metrics_history[0]))
+        writer.writeheader()
+        for row in self.metrics_history:
+            writer.writerow({k: f"{v:.6g}" for k, v in row.items()})
+        with atomic_write(self.metrics_path) as f:
+            f.write(text.getvalue().encode())
+        return scores
+
     def write_samples(self) -> Path:
         """Save the fixed-noise grid of the current step (generator in eval mode)."""
         path = self.out / "samples" / f"step_{self.step:06d}.png"
@@ -364,6 +417,21 @@ def generate(generator: Module, z: Tensor) -> np.ndarray:
             return generator(z).numpy()
     finally:
         generator.train(was_training)
+
+
+def generate_many(
+    generator: Module, z: np.ndarray, device: str = "cpu", batch_size: int = 250
+) -> np.ndarray:
+    """:func:`generate` for many noise vectors (N, z_dim), ``batch_size`` at a time.
+
+    Batches keep the memory small (a transposed convolution's columns grow with the
+    batch); the result is a NumPy array (N, C, H, W).
+    """
+    parts = [
+        generate(generator, Tensor(z[start : start + batch_size]).to(device))
+        for start in range(0, len(z), batch_size)
+    ]
+    return np.concatenate(parts)
 
 
 def interpolation_noise(z_dim: int, steps: int, seed: int, device: str = "cpu") -> Tensor:

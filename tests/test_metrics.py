@@ -1,0 +1,233 @@
+"""Quality metrics: the formulas on known cases, and scores that rank real, blurred, noise."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygan as tg
+from tinygan import data, metrics, models
+from tinygan.checkpoint import save_checkpoint
+from tinygan.tensor import Tensor
+from tinygan.train import GANTrainer, TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    """The bundled MNIST set: uint8 images (10000, 28, 28) and labels."""
+    return data.load_mnist("test", root=data.bundled_dataset_dir(), download=False)
+
+
+def blur(images: np.ndarray) -> np.ndarray:
+    """A 5x5 box blur of uint8 (N, 28, 28) images (edges padded with the background)."""
+    padded = np.pad(images.astype(np.float64), ((0, 0), (2, 2), (2, 2)))
+    out = sum(padded[:, i : i + 28, j : j + 28] for i in range(5) for j in range(5)) / 25
+    return out.astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- formulas
+def test_frechet_distance_of_identical_gaussians_is_zero():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((20, 20))
+    sigma, mu = a @ a.T + 0.1 * np.eye(20), rng.standard_normal(20)
+    assert metrics.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_matches_closed_form_for_diagonal_gaussians():
+    # For diagonal covariances: d^2 = |mu1 - mu2|^2 + sum_i (sqrt(a_i) - sqrt(b_i))^2.
+    rng = np.random.default_rng(1)
+    mu1, mu2 = rng.standard_normal(6), rng.standard_normal(6)
+    a, b = rng.uniform(0.1, 3.0, 6), rng.uniform(0.1, 3.0, 6)
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    got = metrics.frechet_distance(mu1, np.diag(a), mu2, np.diag(b))
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_matrix_square_root_is_stable_for_singular_covariances():
+    rng = np.random.default_rng(2)
+    low_rank = rng.standard_normal((30, 3))
+    s = low_rank @ low_rank.T  # rank 3 of 30: eigenvalues ~1e-15, some negative
+    root = metrics.sqrtm_psd(s)
+    assert np.isfinite(root).all()
+    np.testing.assert_allclose(root @ root, s, atol=1e-10)
+    assert metrics.frechet_distance(np.zeros(30), s, np.zeros(30), s) == pytest.approx(
+        0.0, abs=1e-8
+    )
+    # Singular diagonal covariances still follow the closed form (zeros included).
+    a, b = np.array([0.0, 0.0, 4.0, 1.0]), np.array([1.0, 0.0, 0.0, 1.0])
+    expected = ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    got = metrics.frechet_distance(np.zeros(4), np.diag(a), np.zeros(4), np.diag(b))
+    assert got == pytest.approx(expected, abs=1e-10)
+
+
+def test_statistics_refuse_fewer_samples_than_dimensions():
+    with pytest.raises(ValueError, match="more samples than dimensions"):
+        metrics.gaussian_stats(np.zeros((100, 128)))
+    with pytest.raises(ValueError, match=r"\(D,\) and \(D, D\)"):
+        metrics.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+def test_inception_score_of_confident_balanced_predictions_is_ten_of_constant_one():
+    confident = np.eye(10)[np.tile(np.arange(10), 100)]  # each split holds every digit
+    mean, std = metrics.inception_score(confident)
+    assert mean == pytest.approx(10.0) and std == pytest.approx(0.0, abs=1e-12)
+    constant = np.tile(np.random.default_rng(3).dirichlet(np.ones(10)), (1000, 1))
+    assert metrics.inception_score(constant)[0] == pytest.approx(1.0)
+    assert metrics.inception_score(np.full((1000, 10), 0.1))[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="probabilities"):
+        metrics.inception_score(np.ones((20, 10)))
+
+
+def test_class_coverage_counts_digits_and_measures_imbalance():
+    assert metrics.class_coverage(np.eye(10)[np.arange(1000) % 10]) == (10, pytest.approx(0.0))
+    assert metrics.class_coverage(np.eye(10)[np.full(500, 1)]) == (1, pytest.approx(math.log(10)))
+    # 995 ones and 5 sevens: the sevens (0.5%) fall under the 1% threshold.
+    few_sevens = np.eye(10)[np.r_[np.full(995, 1), np.full(5, 7)]]
+    assert metrics.class_coverage(few_sevens)[0] == 1
+
+
+# ----------------------------------------------------------------------------- with the classifier
+def test_shipped_classifier_reaches_its_recorded_held_out_accuracy(bundled):
+    images, labels = bundled
+    info = metrics.classifier_info()
+    start, stop = info["held_out_indices"]
+    assert info["train_indices"] == [0, start] and stop == len(images)
+    assert metrics.WEIGHTS_PATH.stat().st_size < 1_000_000
+    _, probs = metrics.classify(images[start:stop])
+    accuracy = (probs.argmax(axis=1) == labels[start:stop]).mean()
+    assert accuracy == pytest.approx(info["held_out_accuracy"], abs=1.5 / (stop - start))
+    assert accuracy >= 0.985
+
+
+def test_frechet_distance_ranks_real_halves_below_blurred_below_noise(bundled):
+    images = bundled[0][:8000]  # the reference (training) part only
+    order = np.random.default_rng(0).permutation(len(images))
+    half_a, half_b = images[order[:1000]], images[order[1000:2000]]
+    noise = np.random.default_rng(1).integers(0, 256, size=half_b.shape, dtype=np.uint8)
+    stats_a = metrics.gaussian_stats(metrics.classify(half_a)[0])
+
+    def fd_to_a(x):
+        return metrics.frechet_distance(*stats_a, *metrics.gaussian_stats(metrics.classify(x)[0]))
+
+    real, blurred, noisy = fd_to_a(half_b), fd_to_a(blur(half_b)), fd_to_a(noise)
+    assert 10 * real < blurred < noisy, (real, blurred, noisy)
+
+
+def test_a_one_digit_generator_gets_low_coverage_and_a_high_distance(bundled):
+    images, labels = bundled
+    ones = images[:8000][labels[:8000] == 1][:600]  # only real 1s: perfect images, no variety
+    scores = metrics.score(ones)
+    floor = metrics.real_floor()
+    assert scores.classes == 1 and scores.class_kl > 2.0
+    assert scores.inception_score < 1.5
+    assert scores.fd > 20 * floor.fd, (scores.fd, floor.fd)
+    assert floor.classes == 10 and floor.class_kl < 0.05 and floor.inception_score > 9.0
+
+
+def test_lenet_gives_128_features_and_10_logits():
+    model = models.lenet(rng=np.random.default_rng(0))
+    x = Tensor(np.zeros((2, 1, 28, 28), dtype=np.float32))
+    assert model[:-1](x).shape == (2, 128) and model(x).shape == (2, 10)
+    assert "MaxPool2d(kernel_size=(2, 2)" in repr(model)
+
+
+def test_classifier_input_checks_the_shape():
+    with pytest.raises(ValueError, match="MNIST-sized"):
+        metrics.as_classifier_input(np.zeros((4, 3, 28, 28), dtype=np.uint8))
+
+
+# ----------------------------------------------------------------------------- trainer and demo
+def make_trainer(out: Path, **overrides) -> GANTrainer:
+    settings = dict(
+        loss="lsgan", steps=4, batch_size=16, z_dim=8, out=str(out), sample_every=10,
+        checkpoint_every=2,
+    )  # fmt: skip
+    config = TrainConfig(**(settings | overrides))
+    rng = np.random.default_rng(0)
+    g = models.mlp_generator(8, hidden=32, rng=rng)
+    d = models.mlp_discriminator(hidden=32, rng=rng)
+    images = np.random.default_rng(1).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    loader = data.BatchLoader(images, 16, seed=0)
+    trainer = GANTrainer(g, d, loader, config, stream=open(out.parent / f"{out.name}.log", "w"))
+    trainer.eval_samples = 300
+    return trainer
+
+
+def test_trainer_records_metrics_without_changing_the_training(tmp_path):
+    plain = make_trainer(tmp_path / "plain")
+    plain.train()
+    scored = make_trainer(tmp_path / "scored", eval_every=2)
+    scored.train()
+    rows = list(csv.DictReader(open(tmp_path / "scored" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    assert set(rows[0]) == {"step", *metrics.QualityScores.__dataclass_fields__}
+    assert "step 2 quality: FD" in (tmp_path / "scored.log").read_text()
+    assert not (tmp_path / "plain" / "metrics.csv").exists()
+    a, b = plain.generator.state_dict(), scored.generator.state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+    resumed = make_trainer(tmp_path / "scored", eval_every=2, steps=6, resume=True)
+    resumed.train()
+    rows = list(csv.DictReader(open(tmp_path / "scored" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+
+
+def load_demo(name: str, monkeypatch):
+    """A demos/ script as a module (its ``if __name__ == "__main__"`` part not run)."""
+    monkeypatch.syspath_prepend(str(ROOT / "demos"))
+    spec = importlib.util.spec_from_file_location(f"{name}_demo", ROOT / "demos" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_classifier_demo_loss_is_cross_entropy_and_shifts_move_images(monkeypatch):
+    demo = load_demo("train_mnist_classifier", monkeypatch)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((5, 10)) * 30
+    labels = np.array([0, 3, 9, 3, 1])
+    logits = Tensor(z, requires_grad=True)
+    (got,) = tg.grad(demo.cross_entropy(logits, labels), [logits])
+    log_probs = z - z.max(axis=1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        float(demo.cross_entropy(logits, labels).data),
+        -log_probs[np.arange(5), labels].mean(),
+        rtol=1e-10,
+    )
+    softmax_minus_one_hot = (np.exp(log_probs) - np.eye(10)[labels]) / 5
+    np.testing.assert_allclose(got.numpy(), softmax_minus_one_hot, atol=1e-12)
+
+    images = -np.ones((50, 1, 28, 28), dtype=np.float32)
+    images[:, :, 10:18, 10:18] = 1.0
+    shifted = demo.random_shifts(images, 2, rng)
+    assert shifted.shape == images.shape
+    assert (shifted == 1.0).sum(axis=(1, 2, 3)).tolist() == [64] * 50  # moved, not cut
+    assert not np.array_equal(shifted, images)
+
+
+def test_evaluate_demo_scores_a_checkpoint(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {"model": "mlp", "dataset": "mnist", "loss": "gan", "z_dim": 96}
+    (run / "config.json").write_text(json.dumps(config))
+    generator = models.mlp_generator(96, rng=np.random.default_rng(0))
+    save_checkpoint(run / "checkpoint.npz", generator=generator, step=7)
+
+    demo = load_demo("evaluate", monkeypatch)
+    argv = ["evaluate.py", "--checkpoint", str(run / "checkpoint.npz"), "--samples", "300"]
+    monkeypatch.setattr(sys, "argv", argv)
+    demo.main()
+    out = capsys.readouterr().out
+    assert "mlp generator, gan loss, step 7" in out
+    assert "generated:" in out and "real-vs-real floor: FD" in out
