@@ -3,13 +3,18 @@
 One training step is ``d_steps`` discriminator (critic) updates followed by one generator
 update::
 
-    for j in 1..k:   x ~ data, z ~ N(0, I)
-                     D <- D - grad_D [ loss_D(D(x), D(G(z))) (+ gradient penalty) ]
-    z ~ N(0, I);     G <- G - grad_G [ loss_G(D(G(z))) ]
+    for j in 1..k:   x ~ data, z_j ~ N(0, I)
+                     D <- D - grad_D [ loss_D(D(x), D(G(z_j))) (+ gradient penalty) ]
+    G <- G - grad_G [ loss_G(D(G(z_k))) ]
+
+The generator step reuses the fakes G(z_k) of the last discriminator step (their graph
+is kept; the discriminator saw them detached), as PyTorch's DCGAN example does: one
+generator forward pass fewer per step.
 
 Everything random in step s is a pure function of ``(seed, s)``: the real batches come
 from :class:`~tinygan.data.BatchLoader` by step number, the noise from
-``default_rng([seed, s, j])``. A checkpoint therefore holds only the weights, the optimizer
+``default_rng([seed, s + 1, j])`` (``s + 1`` because ``-1`` names the fixed noise of the
+sample grids). A checkpoint therefore holds only the weights, the optimizer
 moments, BatchNorm's running statistics, the step and the loss history, and a resumed run
 ends with exactly the weights of an uninterrupted one.
 
