@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 import tinygan as tg  # noqa: E402
-from tinygan import data, losses, models, nn, optim  # noqa: E402
+from tinygan import data, losses, models, optim  # noqa: E402
 from tinygan.images import save_grid, save_loss_plot  # noqa: E402
 from tinygan.train import GANTrainer, TrainConfig, generate  # noqa: E402
 
@@ -76,22 +76,11 @@ def _toy_data(rng: np.random.Generator, n: int) -> np.ndarray:
     return (centres + TOY_STD * rng.standard_normal((n, 1))).astype(np.float32)
 
 
-def _toy_mlp(sizes: list[int], rng: np.random.Generator, batch_norm: bool) -> nn.Sequential:
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out, rng=rng))
-        if i < len(sizes) - 2:  # hidden layers only
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(n_out))
-            layers.append(nn.LeakyReLU(0.2))
-    return nn.Sequential(*layers)
-
-
 def train_toy_lsgan(g_batch_norm: bool, seed: int = 0, steps: int = 1500) -> np.ndarray:
     """tests/test_gan_toy.py's LSGAN run; returns 10,000 samples of the trained generator."""
     rng = np.random.default_rng(seed)
-    generator = _toy_mlp([4, 32, 32, 1], rng, batch_norm=g_batch_norm)
-    discriminator = _toy_mlp([1, 32, 32, 1], rng, batch_norm=False)
+    generator = models.mlp([4, 32, 32, 1], batch_norm=g_batch_norm, rng=rng)
+    discriminator = models.mlp([1, 32, 32, 1], batch_norm=False, rng=rng)
     opt_g = optim.Adam(generator.parameters(), lr=1e-3, betas=(0.5, 0.999))
     opt_d = optim.Adam(discriminator.parameters(), lr=1e-3, betas=(0.5, 0.999))
     for step in range(steps):

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan import losses, nn, optim
+from tinygan import losses, models, optim
 
 MODES, MODE_STD = (-2.0, 2.0), 0.25
 
@@ -31,22 +31,11 @@ def _sample_data(rng, n):
     return (centres + MODE_STD * rng.standard_normal((n, 1))).astype(np.float32)
 
 
-def _mlp(sizes, rng, batch_norm):
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out, rng=rng))
-        if i < len(sizes) - 2:  # hidden layers only
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(n_out))
-            layers.append(nn.LeakyReLU(0.2))
-    return nn.Sequential(*layers)
-
-
 def train_gan(d_loss_fn, g_loss_fn, seed, steps=1500, batch=256, lr=1e-3, z_dim=4):
     """Train G and D on the mixture; return 10,000 samples of the trained G (eval mode)."""
     rng = np.random.default_rng(seed)
-    generator = _mlp([z_dim, 32, 32, 1], rng, batch_norm=True)
-    discriminator = _mlp([1, 32, 32, 1], rng, batch_norm=False)
+    generator = models.mlp([z_dim, 32, 32, 1], batch_norm=True, rng=rng)
+    discriminator = models.mlp([1, 32, 32, 1], batch_norm=False, rng=rng)
     opt_g = optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_d = optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
     for step in range(steps):

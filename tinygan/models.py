@@ -18,6 +18,26 @@ import numpy as np
 from tinygan import init, nn
 
 
+def mlp(
+    sizes: list[int],
+    batch_norm: bool = False,
+    negative_slope: float = 0.2,
+    rng: np.random.Generator | None = None,
+) -> nn.Sequential:
+    """A plain MLP for small problems: Linear layers of ``sizes``, each hidden one followed
+    by (BatchNorm1d and) LeakyReLU; the last layer is linear. ``[1, 32, 32, 1]`` maps
+    (N, 1) to (N, 1) through two hidden layers of 32 (the toy GANs of the tests and docs).
+    """
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out, rng=rng))
+        if i < len(sizes) - 2:  # hidden layers only
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(n_out))
+            layers.append(nn.LeakyReLU(negative_slope))
+    return nn.Sequential(*layers)
+
+
 def mlp_generator(
     z_dim: int = 96,
     hidden: int = 1024,
