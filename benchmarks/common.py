@@ -23,17 +23,10 @@ def median_ms(fn: Callable[[], object], repeats: int = 20, warmup: int = 3) -> f
     return 1000.0 * statistics.median(times)
 
 
-def blas_threads() -> str:
-    """The BLAS library NumPy uses and its thread count, as far as NumPy tells."""
-    try:
-        from threadpoolctl import threadpool_info  # optional, only for the description
-
-        infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-        if infos:
-            return f"{infos[0]['internal_api']} {infos[0]['num_threads']} threads"
-    except ImportError:
-        pass
-    return "BLAS threads: default"
+def blas_thread_count() -> int:
+    """Threads NumPy's OpenBLAS uses: ``OPENBLAS_NUM_THREADS`` when set (it must be set
+    before NumPy is imported, so on the command line), else one per core."""
+    return int(os.environ.get("OPENBLAS_NUM_THREADS", 0)) or os.cpu_count() or 1
 
 
 def machine() -> str:
@@ -62,13 +55,13 @@ def import_torch():
 def frameworks(device: str):
     """(torch or None, tinygan's synchronize, torch's synchronize) for ``device``.
 
-    PyTorch gets as many threads as NumPy's BLAS uses by default (all cores). On a GPU the
+    PyTorch gets as many threads as NumPy's BLAS (:func:`blas_thread_count`). On a GPU the
     synchronize functions wait for queued kernels, so a timing covers the work itself.
     """
     torch = import_torch()
     sync_tinygan = sync_torch = _no_op
     if torch is not None:
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(blas_thread_count())
         torch.manual_seed(0)
     if device == "cuda":
         import cupy
@@ -90,5 +83,5 @@ def print_environment(device: str, torch) -> None:
         import cupy
 
         print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
-    threads = f"{torch.__version__}, {torch.get_num_threads()} threads" if torch else "absent"
-    print(f"torch: {threads}")
+    print(f"threads: {blas_thread_count()} (NumPy's OpenBLAS and PyTorch alike)")
+    print(f"torch: {torch.__version__ if torch else 'not installed'}")

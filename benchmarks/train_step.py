@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py                 # CPU; PyTorch columns when torch is installed
     python benchmarks/train_step.py --device cuda   # CuPy against PyTorch CUDA
+    OPENBLAS_NUM_THREADS=1 python benchmarks/train_step.py   # both on one thread
 
 Three steps, each timed as the median of ``--repeats`` runs after a warm-up, the two
 frameworks interleaved in one process with the same thread count:
