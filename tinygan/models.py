@@ -42,19 +42,23 @@ def mlp_generator(
     z_dim: int = 96,
     hidden: int = 1024,
     image_shape: tuple[int, int, int] = (1, 28, 28),
+    batch_norm: bool = False,
     rng: np.random.Generator | None = None,
 ) -> nn.Sequential:
-    """The classic course-assignment MLP generator: z -> 1024 -> 1024 -> 784, tanh."""
+    """The classic course-assignment MLP generator: z -> 1024 -> 1024 -> 784, tanh.
+
+    ``batch_norm=True`` puts BatchNorm1d before each hidden ReLU (the semi-supervised
+    GAN's generator, with ``hidden=500``).
+    """
     pixels = int(np.prod(image_shape))
-    return nn.Sequential(
-        nn.Linear(z_dim, hidden, rng=rng),
-        nn.ReLU(),
-        nn.Linear(hidden, hidden, rng=rng),
-        nn.ReLU(),
-        nn.Linear(hidden, pixels, rng=rng),
-        nn.Tanh(),
-        nn.Unflatten(1, image_shape),
-    )
+    layers: list[nn.Module] = []
+    for n_in in (z_dim, hidden):
+        layers.append(nn.Linear(n_in, hidden, rng=rng))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(hidden))
+        layers.append(nn.ReLU())
+    layers += [nn.Linear(hidden, pixels, rng=rng), nn.Tanh(), nn.Unflatten(1, image_shape)]
+    return nn.Sequential(*layers)
 
 
 def mlp_discriminator(
