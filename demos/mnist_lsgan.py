@@ -1,6 +1,6 @@
 """LSGAN on MNIST: the DCGAN-28 networks trained with least-squares losses.
 
-    python demos/mnist_lsgan.py                # about 8 minutes on a 2-core laptop CPU
+    python demos/mnist_lsgan.py                # about 7 minutes on a 2-core laptop CPU
     python demos/mnist_lsgan.py --help         # every setting
     python demos/mnist_lsgan.py --sample       # grid + interpolation from the checkpoint
 
