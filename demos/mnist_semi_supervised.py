@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from tinygan import data, models, optim  # noqa: E402
-from tinygan.cli import parse_config  # noqa: E402
+from tinygan.cli import parse_config, require_choice, require_positive  # noqa: E402
 from tinygan.images import save_grid  # noqa: E402
 from tinygan.progress import Progress, format_seconds  # noqa: E402
 from tinygan.semi_supervised import (  # noqa: E402
@@ -95,13 +95,9 @@ class SemiSupervisedConfig:
     out: str = "runs/mnist_semi_supervised"
 
     def __post_init__(self) -> None:
-        if self.dataset not in ("mnist", "fashion-mnist"):
-            raise ValueError(f"dataset must be mnist or fashion-mnist, not {self.dataset!r}")
-        if self.model not in ("mlp", "conv"):
-            raise ValueError(f"model must be mlp or conv, not {self.model!r}")
-        for name in ("labels_per_class", "steps", "batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        require_choice("dataset", self.dataset, ("mnist", "fashion-mnist"))
+        require_choice("model", self.model, ("mlp", "conv"))
+        require_positive(self, "labels_per_class", "steps", "batch_size", "eval_every")
 
 
 def load_data(config: SemiSupervisedConfig):

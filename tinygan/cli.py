@@ -60,3 +60,16 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, **defaults: An
         return cls(**vars(args))
     except (ValueError, TypeError, RuntimeError) as err:
         parser.error(str(err))
+
+
+def require_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices`` (for ``__post_init__``)."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def require_positive(config: Any, *names: str) -> None:
+    """Raise ValueError unless each named field of ``config`` is at least 1."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")

@@ -45,6 +45,7 @@ from tinygan import losses, metrics
 from tinygan.autograd import grad, no_grad
 from tinygan.backend import cuda_available, normalize_device
 from tinygan.checkpoint import load_checkpoint, save_checkpoint
+from tinygan.cli import require_choice, require_positive
 from tinygan.data import BatchLoader
 from tinygan.fileio import atomic_write
 from tinygan.images import save_grid, save_loss_plot, save_strip
@@ -117,13 +118,9 @@ class TrainConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        for name in ("steps", "batch_size", "z_dim", "d_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        require_choice("loss", self.loss, LOSSES)
+        require_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        require_positive(self, "steps", "batch_size", "z_dim", "d_steps")
         if self.device != "auto":
             normalize_device(self.device)
 
