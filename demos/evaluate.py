@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from mnist_common import MnistConfig, build_models  # noqa: E402
-
-from tinygan import metrics  # noqa: E402
+from tinygan import metrics, models  # noqa: E402
+from tinygan.backend import resolve_device  # noqa: E402
 from tinygan.checkpoint import load_checkpoint  # noqa: E402
-from tinygan.cli import parse_config  # noqa: E402
-from tinygan.train import generate_many, resolve_device  # noqa: E402
+from tinygan.gan import generate_many  # noqa: E402
+from tinygan.train import MnistConfig  # noqa: E402
+from tinygan.utils.cli import parse_config  # noqa: E402
 
 
 @dataclass
@@ -61,7 +61,7 @@ def load_generator(checkpoint: Path, device: str):
         )
     known = {f.name for f in fields(MnistConfig)}
     run_config = MnistConfig(**{k: v for k, v in saved.items() if k in known})
-    generator, _ = build_models(run_config)
+    generator, _ = models.mnist_models(run_config.model, run_config.z_dim)  # weights: below
     step = load_checkpoint(checkpoint, generator=generator).get("step", "?")
     return generator.to(device), run_config, step
 

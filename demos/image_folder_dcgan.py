@@ -20,8 +20,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from tinygan import data, models  # noqa: E402
-from tinygan.cli import parse_config  # noqa: E402
-from tinygan.train import GANTrainer, TrainConfig, sample_from_checkpoint  # noqa: E402
+from tinygan.backend import resolve_device  # noqa: E402
+from tinygan.gan import LOSSES  # noqa: E402
+from tinygan.train import TrainConfig, train  # noqa: E402
+from tinygan.utils.cli import parse_config  # noqa: E402
+from tinygan.utils.run import sample_from_checkpoint  # noqa: E402
 
 
 @dataclass
@@ -32,13 +35,11 @@ class FolderConfig(TrainConfig):
         root: the folder of images (required).
         image_size: 32, 64 or 128 pixels.
         width: channels of D's first layer and G's last hidden layer (64 in the paper).
-        sample: only load out/checkpoint.npz and write a sample grid and an interpolation.
     """
 
     root: str = ""
     image_size: int = 64
     width: int = 64
-    sample: bool = False
 
 
 def main() -> None:
@@ -46,17 +47,17 @@ def main() -> None:
         FolderConfig, loss="gan", steps=5000, sample_every=200, out="runs/image_folder_dcgan"
     )
     rng = np.random.default_rng(config.seed)
-    size, critic = config.image_size, config.loss == "wgan-gp"
+    size, critic = config.image_size, LOSSES[config.loss].critic
     generator = models.dcgan_generator(size, 3, config.z_dim, config.width, rng=rng)
     discriminator = models.dcgan_discriminator(
         size, 3, config.width, batch_norm=not critic, rng=rng
     )
     if config.sample:
+        generator.to(resolve_device(config.device))
         checkpoint = Path(config.out) / "checkpoint.npz"
         sample_from_checkpoint(
-            generator, checkpoint, config.out, config.z_dim, config.seed, device=config.device,
-            log=print,
-        )  # fmt: skip
+            generator, checkpoint, config.out, config.z_dim, config.seed, log=print
+        )
         return
     if not config.root:
         raise SystemExit("--root is required: a folder of .jpg/.png images")
@@ -70,11 +71,7 @@ def main() -> None:
         + (f" ({folder.skipped} unreadable files skipped)" if folder.skipped else "")
     )
     loader = data.BatchLoader(folder.images, config.batch_size, seed=config.seed)
-    trainer = GANTrainer(generator, discriminator, loader, config)
-    try:
-        trainer.train()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    train(generator, discriminator, loader, config, stream=sys.stdout)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,16 @@ trained with binary cross-entropy on logits and the non-saturating generator los
 Output in runs/mnist_dcgan/.
 """
 
-from mnist_common import run
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from tinygan.train import MnistConfig, train_mnist  # noqa: E402
+from tinygan.utils.cli import parse_config  # noqa: E402
 
 if __name__ == "__main__":
-    run(loss="gan", model="dcgan", steps=2000, out="runs/mnist_dcgan")
+    config = parse_config(
+        MnistConfig, loss="gan", model="dcgan", steps=2000, out="runs/mnist_dcgan"
+    )
+    train_mnist(config, stream=sys.stdout)

@@ -12,10 +12,18 @@ G: noise 96 -> 1024 -> 1024 -> 784 (tanh); D: 784 -> 256 -> 256 -> 1 (LeakyReLU 
 Adam(1e-3, betas (0.5, 0.999)), batch 128. Output in runs/mnist_gan/.
 """
 
-from mnist_common import run
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from tinygan.train import MnistConfig, train_mnist  # noqa: E402
+from tinygan.utils.cli import parse_config  # noqa: E402
 
 if __name__ == "__main__":
-    run(
+    config = parse_config(
+        MnistConfig,
         loss="gan", model="mlp", z_dim=96, batch_size=128, lr_g=1e-3, lr_d=1e-3,
         steps=5000, sample_every=500, checkpoint_every=1000, out="runs/mnist_gan",
     )  # fmt: skip
+    train_mnist(config, stream=sys.stdout)

@@ -1,18 +1,104 @@
-"""LSGAN on MNIST: the DCGAN-28 networks trained with least-squares losses.
+"""LSGAN on MNIST: the whole training algorithm, top to bottom, in one file.
 
-    python demos/mnist_lsgan.py                # about 7 minutes on a 2-core laptop CPU
+    python demos/mnist_lsgan.py                # digits in a few minutes on a laptop CPU
     python demos/mnist_lsgan.py --help         # every setting
+    python demos/mnist_lsgan.py --resume       # continue an interrupted run exactly
     python demos/mnist_lsgan.py --sample       # grid + interpolation from the checkpoint
 
-The discriminator regresses real images to 1 and fakes to 0, and the generator pulls its
-fakes' scores to 1 (Mao et al., 2017):
+A least-squares GAN (Mao et al., 2017): the discriminator D regresses real images to 1 and
+fakes to 0, the generator G pulls the scores of its fakes to 1:
 
     L_D = 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]        L_G = 1/2 E[(D(G(z)) - 1)^2]
 
+The loop below is Goodfellow et al.'s Algorithm 1 with one discriminator step (k = 1):
+
+    for step in 1..steps:
+        x ~ data (a batch of real digits),  z ~ N(0, I) (as many noise vectors)
+        D <- D - lr grad_D L_D(D(x), D(G(z)))        gan.d_step, Adam
+        G <- G - lr grad_G L_G(D(G(z)))              gan.g_step, Adam
+
+To train another GAN, change the two loss functions in the loop: losses.gan_d_loss and
+losses.gan_g_loss give the original (non-saturating) GAN. tinygan/train.py is the same
+loop with k discriminator steps and WGAN-GP's gradient penalty, for the other demos.
 Samples, loss curves and checkpoints go to runs/mnist_lsgan/.
 """
 
-from mnist_common import run
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from tinygan import data, losses, models  # noqa: E402
+from tinygan.backend import resolve_device  # noqa: E402
+from tinygan.gan import d_step, g_step  # noqa: E402
+from tinygan.optim import Adam  # noqa: E402
+from tinygan.tensor import Tensor  # noqa: E402
+from tinygan.train import MnistSettings  # noqa: E402
+from tinygan.utils.cli import parse_config  # noqa: E402
+from tinygan.utils.run import Run, RunConfig, sample_from_checkpoint  # noqa: E402
+
+
+@dataclass
+class Config(MnistSettings, RunConfig):
+    """Train an LSGAN on MNIST digits (or Fashion-MNIST) and write samples, losses, checkpoints.
+
+    Attributes:
+        batch_size: real and fake images per update.
+        lr_g, lr_d: Adam's learning rates for G and D.
+        beta1, beta2: Adam's betas.
+    """
+
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    out: str = "runs/mnist_lsgan"
+
+
+def main() -> None:
+    config = parse_config(Config)
+    device = resolve_device(config.device)
+
+    # The networks, initialised from the seed: G maps z (N, 100) to digits (N, 1, 28, 28)
+    # in [-1, 1]; D maps digits to one score each (N, 1).
+    G, D = models.mnist_models(config.model, config.z_dim, seed=config.seed)
+    G, D = G.to(device).train(), D.to(device).train()
+    if config.sample:
+        sample_from_checkpoint(G, Path(config.out) / "checkpoint.npz", config.out, config.z_dim,
+                               config.seed, log=print)  # fmt: skip
+        return
+
+    # The data: uint8 digits (N, 28, 28); batch s is a pure function of (seed, s).
+    loader = data.BatchLoader(config.load_images(log=print), config.batch_size, seed=config.seed)
+
+    betas = (config.beta1, config.beta2)
+    opt_g = Adam(G.parameters(), lr=config.lr_g, betas=betas)
+    opt_d = Adam(D.parameters(), lr=config.lr_d, betas=betas)
+
+    # The run keeps the records: progress line, grids, losses.csv/png, checkpoints, and
+    # --resume. Ctrl-C lets the current step finish and saves it.
+    run = Run(config, G, D, opt_g, opt_d, stream=sys.stdout)
+    n = config.batch_size
+    for step in run.steps():
+        real = Tensor(loader.batch(step)).to(device)  # (64, 1, 28, 28) real digits
+        z = Tensor(run.streams.noise(step, n, config.z_dim)).to(device)  # (64, 100)
+        fake = G(z)  # (64, 1, 28, 28)
+
+        # Discriminator: D(x) -> 1, D(G(z)) -> 0. fake.detach(): this update leaves G alone.
+        d = d_step(D, opt_d, losses.lsgan_d_loss, real, fake.detach())
+        # Generator: D(G(z)) -> 1, through D (whose weights stay as they are) into G.
+        g_loss = g_step(D, opt_g, losses.lsgan_g_loss, fake)
+
+        run.log(step, g_loss=g_loss.item(), **d.summary())
+        if run.due(step, config.sample_every):
+            run.save_samples(step)  # samples/step_XXXXXX.png, from a fixed z
+        if run.due(step, config.checkpoint_every):
+            run.save_checkpoint()  # checkpoint.npz, losses.csv, losses.png
+        if run.due(step, config.eval_every):
+            run.evaluate(step)  # metrics.csv: Fréchet distance, IS, class coverage
+
 
 if __name__ == "__main__":
-    run(loss="lsgan", model="dcgan", steps=2000, out="runs/mnist_lsgan")
+    main()

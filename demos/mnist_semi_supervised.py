@@ -34,9 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from tinygan import data, models, optim  # noqa: E402
-from tinygan.cli import parse_config, require_choice, require_positive  # noqa: E402
-from tinygan.images import save_grid  # noqa: E402
-from tinygan.progress import Progress, format_seconds  # noqa: E402
+from tinygan.backend import resolve_device  # noqa: E402
+from tinygan.gan import generate  # noqa: E402
 from tinygan.semi_supervised import (  # noqa: E402
     SemiSupervisedGAN,
     accuracy,
@@ -46,7 +45,10 @@ from tinygan.semi_supervised import (  # noqa: E402
     supervised_step,
 )
 from tinygan.tensor import Tensor  # noqa: E402
-from tinygan.train import generate, resolve_device  # noqa: E402
+from tinygan.utils.cli import parse_config, require_choice, require_positive  # noqa: E402
+from tinygan.utils.images import save_grid  # noqa: E402
+from tinygan.utils.progress import Progress, format_seconds  # noqa: E402
+from tinygan.utils.streams import LABELLED, RandomStreams  # noqa: E402
 
 HOLD_OUT = 2000  # bundled MNIST test images kept for testing when MNIST's training set is missing
 
@@ -150,7 +152,7 @@ def train(name: str, classifier, update, config, test_images, test_labels) -> di
     Returns:
         {"accuracy": the final test accuracy, "curve": [[step, accuracy], ...], "seconds"}
     """
-    progress = Progress(config.steps, log_every=config.log_every)
+    progress = Progress(config.steps, stream=sys.stdout, log_every=config.log_every)
     progress.message(f"{name}: {config.steps} steps")
     curve = []
     for step in range(config.steps):
@@ -174,10 +176,11 @@ def main() -> None:
     train_images = data.images_to_float(train_x)[:, None]  # (N, 1, 28, 28) in [-1, 1]
     test = (data.images_to_float(test_x)[:, None], test_y)
     unlabelled = data.BatchLoader(train_x, config.batch_size, seed=config.seed)
+    streams = RandomStreams(config.seed)
 
     def labelled_batch(step: int) -> tuple[Tensor, np.ndarray]:
         """Step ``step``'s labelled batch, drawn with replacement; the same for both models."""
-        rng = np.random.default_rng([config.seed, 2, step])  # the GAN's noise uses [seed, 1, step]
+        rng = streams.rng(LABELLED, step)
         chosen = labelled[rng.integers(0, len(labelled), size=config.batch_size)]
         return Tensor(train_images[chosen]).to(device), train_y[chosen].astype(np.int64)
 

@@ -13,10 +13,18 @@ Five critic steps per generator step; Adam(1e-4, betas (0.5, 0.9)).
 Output in runs/mnist_wgan_gp/.
 """
 
-from mnist_common import run
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from tinygan.train import MnistConfig, train_mnist  # noqa: E402
+from tinygan.utils.cli import parse_config  # noqa: E402
 
 if __name__ == "__main__":
-    run(
+    config = parse_config(
+        MnistConfig,
         loss="wgan-gp", model="dcgan", d_steps=5, lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.9,
         steps=1000, sample_every=100, checkpoint_every=200, out="runs/mnist_wgan_gp",
     )  # fmt: skip
+    train_mnist(config, stream=sys.stdout)

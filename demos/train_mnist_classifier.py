@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import tinygan as tg  # noqa: E402
 from tinygan import data, models, optim  # noqa: E402
-from tinygan.cli import parse_config  # noqa: E402
-from tinygan.fileio import atomic_write  # noqa: E402
 from tinygan.metrics import WEIGHTS_PATH  # noqa: E402
 from tinygan.tensor import Tensor  # noqa: E402
+from tinygan.utils.cli import parse_config  # noqa: E402
+from tinygan.utils.fileio import atomic_write  # noqa: E402
 
 
 @dataclass
@@ -123,9 +123,7 @@ def main() -> None:
             chosen = order[i * config.batch_size : (i + 1) * config.batch_size]
             batch = random_shifts(x_train[chosen], config.shift, rng)  # (B, 1, 28, 28)
             loss = cross_entropy(model(Tensor(batch)), y_train[chosen])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            opt.minimize(loss)
             step += 1
         held = accuracy(model, x_held, y_held)
         print(

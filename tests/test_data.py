@@ -20,6 +20,8 @@ from PIL import Image
 
 from tinygan import data
 from tinygan.data import DatasetError, DownloadError
+from tinygan.utils.download import download
+from tinygan.utils.idx import read_idx
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = REPO / "datasets" / "mnist"
@@ -98,8 +100,8 @@ def server(tmp_path):
 
 # --------------------------------------------------------------------------- IDX files
 def test_read_idx_bundled_mnist_test_set():
-    images = data.read_idx(BUNDLED / "t10k-images-idx3-ubyte.gz")
-    labels = data.read_idx(BUNDLED / "t10k-labels-idx1-ubyte.gz")
+    images = read_idx(BUNDLED / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(BUNDLED / "t10k-labels-idx1-ubyte.gz")
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (10000,) and labels.dtype == np.uint8
     assert labels[0] == 7 and set(np.unique(labels)) == set(range(10))
@@ -116,7 +118,7 @@ def test_bundled_files_have_the_published_md5():
 def test_read_idx_raw_uncompressed_copy(tmp_path):
     raw = tmp_path / "t10k-labels-idx1-ubyte"
     raw.write_bytes(gzip.decompress((BUNDLED / TEST_FILES[1]).read_bytes()))
-    np.testing.assert_array_equal(data.read_idx(raw), data.read_idx(BUNDLED / TEST_FILES[1]))
+    np.testing.assert_array_equal(read_idx(raw), data.read_idx(BUNDLED / TEST_FILES[1]))
 
 
 @pytest.mark.parametrize(
@@ -125,7 +127,7 @@ def test_read_idx_raw_uncompressed_copy(tmp_path):
 def test_read_idx_other_types_come_back_in_native_byte_order(tmp_path, code, dtype):
     array = np.arange(-3, 3).astype(dtype).reshape(2, 3)
     (tmp_path / "x.idx").write_bytes(idx_bytes(array, code))
-    back = data.read_idx(tmp_path / "x.idx")
+    back = read_idx(tmp_path / "x.idx")
     assert back.dtype == np.dtype(dtype) and back.dtype.isnative
     np.testing.assert_array_equal(back, array)
 
@@ -143,12 +145,12 @@ def test_read_idx_other_types_come_back_in_native_byte_order(tmp_path, code, dty
     ],
 )
 def test_read_idx_rejects_wrong_files(tmp_path, mangle, message):
-    raw = idx_bytes(data.read_idx(BUNDLED / TEST_FILES[0])[:50])  # (50, 28, 28) uint8
+    raw = idx_bytes(read_idx(BUNDLED / TEST_FILES[0])[:50])  # (50, 28, 28) uint8
     for name, content in (("bad-idx", mangle(raw)), ("bad-idx.gz", gzip.compress(mangle(raw)))):
         path = tmp_path / name
         path.write_bytes(content)
         with pytest.raises(DatasetError, match=message) as info:
-            data.read_idx(path)
+            read_idx(path)
         assert str(path) in str(info.value)
 
 
@@ -164,7 +166,7 @@ def test_read_idx_rejects_broken_gzip(tmp_path, mangle):
     path = tmp_path / "broken.gz"
     path.write_bytes(mangle((BUNDLED / TEST_FILES[0]).read_bytes()))
     with pytest.raises(DatasetError, match="broken gzip") as info:
-        data.read_idx(path)
+        read_idx(path)
     assert "broken.gz" in str(info.value)
 
 
@@ -191,7 +193,7 @@ def test_download_with_right_md5_lands_atomically(server, tmp_path):
     payload = b"tinygan" * 1000
     (www / "f.bin").write_bytes(payload)
     dest = tmp_path / "new" / "sub" / "f.bin"
-    got = data.download([url + "f.bin"], dest, hashlib.md5(payload).hexdigest(), timeout=2)
+    got = download([url + "f.bin"], dest, hashlib.md5(payload).hexdigest(), timeout=2)
     assert got == dest and dest.read_bytes() == payload
     assert leftovers(dest.parent) == []
 
@@ -201,7 +203,7 @@ def test_download_with_wrong_md5_raises_and_leaves_nothing(server, tmp_path):
     (www / "f.bin").write_bytes(b"not what we expect")
     dest = tmp_path / "out" / "f.bin"
     with pytest.raises(DownloadError, match="MD5 .*expected 0123") as info:
-        data.download([url + "f.bin"], dest, "0123" * 8, timeout=2)
+        download([url + "f.bin"], dest, "0123" * 8, timeout=2)
     assert url + "f.bin" in str(info.value)
     assert not dest.exists() and list(dest.parent.iterdir()) == []
 
@@ -211,7 +213,7 @@ def test_download_falls_through_dead_and_missing_mirrors(server, tmp_path):
     (www / "f.bin").write_bytes(b"payload")
     mirrors = [closed_port_url() + "f.bin", url + "missing/f.bin", url + "f.bin"]
     dest = tmp_path / "f.bin"
-    data.download(mirrors, dest, hashlib.md5(b"payload").hexdigest(), timeout=2)
+    download(mirrors, dest, hashlib.md5(b"payload").hexdigest(), timeout=2)
     assert dest.read_bytes() == b"payload"
 
 
@@ -223,7 +225,7 @@ def test_download_skips_a_stalled_mirror_after_the_timeout(server, tmp_path):
         stalled.listen(1)
         stalled_url = f"http://127.0.0.1:{stalled.getsockname()[1]}/f.bin"
         start = time.monotonic()
-        data.download(
+        download(
             [stalled_url, url + "f.bin"],
             tmp_path / "f.bin",
             hashlib.md5(b"payload").hexdigest(),
@@ -236,7 +238,7 @@ def test_download_skips_a_stalled_mirror_after_the_timeout(server, tmp_path):
 def test_download_error_names_every_mirror(tmp_path):
     mirrors = [closed_port_url() + "a.gz", closed_port_url() + "b.gz"]
     with pytest.raises(DownloadError, match="could not download a.gz from") as info:
-        data.download(mirrors, tmp_path / "a.gz", "0" * 32, timeout=0.5)
+        download(mirrors, tmp_path / "a.gz", "0" * 32, timeout=0.5)
     assert all(m in str(info.value) for m in mirrors)
     assert list(tmp_path.iterdir()) == []
 
@@ -419,33 +421,33 @@ def test_images_to_float_maps_bytes_to_minus_one_one():
         data.images_to_float(y)
 
 
-def test_iterate_batches_shapes_dtype_range():
-    images = data.read_idx(BUNDLED / TEST_FILES[0])[:1000]
-    batches = list(data.iterate_batches(images, 64, seed=0))
+def test_epoch_batches_shapes_dtype_range():
+    images = read_idx(BUNDLED / TEST_FILES[0])[:1000]
+    batches = list(data.BatchLoader(images, 64, seed=0).epoch(0))
     assert len(batches) == 1000 // 64
     for b in batches:
         assert b.shape == (64, 1, 28, 28) and b.dtype == np.float32
         assert b.min() >= -1 and b.max() <= 1
     assert min(b.min() for b in batches) == -1 and max(b.max() for b in batches) == 1
-    last = list(data.iterate_batches(images, 64, drop_last=False))[-1]
+    last = list(data.BatchLoader(images, 64, drop_last=False).epoch(0))[-1]
     assert last.shape == (1000 % 64, 1, 28, 28)
 
 
 def test_rgb_and_float_images_pass_through():
     rgb = np.zeros((10, 3, 4, 4), np.uint8)
-    assert next(data.iterate_batches(rgb, 5)).shape == (5, 3, 4, 4)
+    assert next(data.BatchLoader(rgb, 5).epoch(0)).shape == (5, 3, 4, 4)
     floats = np.linspace(-1, 1, 10 * 16).reshape(10, 1, 4, 4)  # float64, already in [-1, 1]
-    batch = next(data.iterate_batches(floats, 10, shuffle=False))
+    batch = next(data.BatchLoader(floats, 10, shuffle=False).epoch(0))
     assert batch.dtype == np.float32
     np.testing.assert_allclose(batch, floats, atol=1e-7)
 
 
 def test_shuffling_is_seeded():
     images = indexed_images(100)
-    order = [batch_indices(b) for b in data.iterate_batches(images, 10, seed=1)]
-    again = [batch_indices(b) for b in data.iterate_batches(images, 10, seed=1)]
-    other = [batch_indices(b) for b in data.iterate_batches(images, 10, seed=2)]
-    plain = [batch_indices(b) for b in data.iterate_batches(images, 10, shuffle=False)]
+    order = [batch_indices(b) for b in data.BatchLoader(images, 10, seed=1).epoch(0)]
+    again = [batch_indices(b) for b in data.BatchLoader(images, 10, seed=1).epoch(0)]
+    other = [batch_indices(b) for b in data.BatchLoader(images, 10, seed=2).epoch(0)]
+    plain = [batch_indices(b) for b in data.BatchLoader(images, 10, shuffle=False).epoch(0)]
     assert order == again and order != other
     assert sorted(sum(order, [])) == list(range(100))  # an epoch visits each image once
     assert sum(plain, []) == list(range(100))

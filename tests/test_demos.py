@@ -26,7 +26,7 @@ def run_demo(script: str, *args: str) -> str:
     "script, extra",
     [
         ("mnist_lsgan.py", []),
-        ("mnist_gan.py", ["--saturating"]),
+        ("mnist_gan.py", ["--loss", "gan-saturating"]),
         ("mnist_dcgan.py", ["--dataset", "fashion-mnist"]),
         ("mnist_wgan_gp.py", ["--d-steps", "2"]),
     ],

@@ -1,4 +1,4 @@
-"""tinygan.images (grids, strips, loss plots) and tinygan.fileio.atomic_write."""
+"""tinygan.utils.images (grids, strips, loss plots) and tinygan.utils.fileio.atomic_write."""
 
 import os
 
@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 import tinygan as tg
-from tinygan import images
-from tinygan.fileio import atomic_write
+from tinygan.utils import images
+from tinygan.utils.fileio import atomic_write
 
 
 def pixels(path) -> np.ndarray:

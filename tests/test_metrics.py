@@ -16,7 +16,8 @@ import tinygan as tg
 from tinygan import data, metrics, models
 from tinygan.checkpoint import save_checkpoint
 from tinygan.tensor import Tensor
-from tinygan.train import GANTrainer, TrainConfig
+from tinygan.train import TrainConfig, train
+from tinygan.utils.run import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -146,7 +147,8 @@ def test_classifier_input_checks_the_shape():
 
 
 # ----------------------------------------------------------------------------- trainer and demo
-def make_trainer(out: Path, **overrides) -> GANTrainer:
+def train_tiny(out: Path, monkeypatch, **overrides):
+    """A tiny MLP LSGAN on random pictures; returns (G, run)."""
     settings = dict(
         loss="lsgan", steps=4, batch_size=16, z_dim=8, out=str(out), sample_every=10,
         checkpoint_every=2,
@@ -157,26 +159,23 @@ def make_trainer(out: Path, **overrides) -> GANTrainer:
     d = models.mlp_discriminator(hidden=32, rng=rng)
     images = np.random.default_rng(1).integers(0, 256, (64, 28, 28), dtype=np.uint8)
     loader = data.BatchLoader(images, 16, seed=0)
-    trainer = GANTrainer(g, d, loader, config, stream=open(out.parent / f"{out.name}.log", "w"))
-    trainer.eval_samples = 300
-    return trainer
+    monkeypatch.setattr(Run, "eval_samples", 300)
+    with open(out.parent / f"{out.name}.log", "a") as log:
+        return g, train(g, d, loader, config, stream=log)
 
 
-def test_trainer_records_metrics_without_changing_the_training(tmp_path):
-    plain = make_trainer(tmp_path / "plain")
-    plain.train()
-    scored = make_trainer(tmp_path / "scored", eval_every=2)
-    scored.train()
+def test_training_records_metrics_without_changing_the_training(tmp_path, monkeypatch):
+    plain, _ = train_tiny(tmp_path / "plain", monkeypatch)
+    scored, _ = train_tiny(tmp_path / "scored", monkeypatch, eval_every=2)
     rows = list(csv.DictReader(open(tmp_path / "scored" / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [2, 4]
     assert set(rows[0]) == {"step", *metrics.QualityScores.__dataclass_fields__}
     assert "step 2 quality: FD" in (tmp_path / "scored.log").read_text()
     assert not (tmp_path / "plain" / "metrics.csv").exists()
-    a, b = plain.generator.state_dict(), scored.generator.state_dict()
+    a, b = plain.state_dict(), scored.state_dict()
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
-    resumed = make_trainer(tmp_path / "scored", eval_every=2, steps=6, resume=True)
-    resumed.train()
+    train_tiny(tmp_path / "scored", monkeypatch, eval_every=2, steps=6, resume=True)
     rows = list(csv.DictReader(open(tmp_path / "scored" / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [2, 4, 6]
 

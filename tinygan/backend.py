@@ -78,6 +78,13 @@ def normalize_device(device: str) -> str:
     return name
 
 
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is usable, else ``"cpu"``; other names checked."""
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    return normalize_device(device)
+
+
 def to_device(array: Any, device: str) -> Any:
     """Return ``array`` on ``device`` (``"cpu"`` or ``"cuda"``); no copy if already there."""
     name = normalize_device(device)

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from tinygan.backend import is_cupy_array, to_numpy
-from tinygan.fileio import atomic_write
 from tinygan.nn import Module
 from tinygan.optim import Optimizer
+from tinygan.utils.fileio import atomic_write
 
 Saveable = Module | Optimizer
 

@@ -1,4 +1,8 @@
-"""Training data: MNIST and Fashion-MNIST from IDX files, folders of images, mini-batches.
+"""Training data: MNIST and Fashion-MNIST, folders of images, reproducible mini-batches.
+
+The file formats, downloads and image decoding live in :mod:`tinygan.utils` (``idx``,
+``download``, ``image_folder``); this module says where the data comes from and how it is
+batched.
 
 **Storage.** Every loader here returns images as ``uint8`` arrays, and only the batches
 are converted to ``float32`` in [-1, 1] (the range of a generator ending in ``tanh``)::
@@ -35,146 +39,27 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import http.client
-import math
 import os
-import re
-import struct
-import urllib.error
-import urllib.request
-import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
-from tinygan.fileio import atomic_write
+from tinygan.utils.download import DownloadError, download, user_cache_dir
+from tinygan.utils.idx import DatasetError, PathLike, read_idx
+from tinygan.utils.image_folder import ImageFolderData, load_image_folder
 
-PathLike = str | os.PathLike[str]
-
-
-class DatasetError(ValueError):
-    """A data file or folder is missing, truncated, corrupt or not what it claims to be."""
-
-
-class DownloadError(DatasetError):
-    """Every mirror failed to deliver a file with the expected checksum."""
-
-
-# --------------------------------------------------------------------------- IDX files
-# IDX (LeCun's format for MNIST): 4 magic bytes 0x00 0x00 <type code> <ndim>, then ndim
-# big-endian uint32 sizes, then the values, big-endian, in C order.
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def read_idx(path: PathLike) -> np.ndarray:
-    """Read an IDX file, gzip-compressed or raw, into an array in native byte order.
-
-    Compression is detected from the first two bytes (the gzip magic ``1f 8b``), not from
-    the file name. The header is checked (two zero bytes, a known type code, at least one
-    dimension) and the file must hold exactly ``prod(shape) * itemsize`` bytes of data.
-
-    Args:
-        path: the ``.gz`` or uncompressed IDX file.
-
-    Returns:
-        An array with the shape and type the header declares (uint8 for MNIST).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        DatasetError: broken gzip data, a bad magic number, or a length that does not
-            match the declared dimensions (a truncated download, say).
-    """
-    path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:  # bad header or CRC, cut short, bad data
-            raise DatasetError(f"{path}: broken gzip data ({e}); delete it, fetch it again") from e
-    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_DTYPES or raw[3] == 0:
-        raise DatasetError(
-            f"{path}: not an IDX file (magic bytes {raw[:4].hex(' ') or 'missing'}, "
-            "expected 00 00 <type code> <number of dimensions>)"
-        )
-    ndim = raw[3]
-    data_start = 4 + 4 * ndim
-    if len(raw) < data_start:
-        raise DatasetError(f"{path}: truncated IDX header ({len(raw)} bytes for {ndim} sizes)")
-    shape = struct.unpack(f">{ndim}I", raw[4:data_start])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = data_start + math.prod(shape) * dtype.itemsize
-    if len(raw) != expected:
-        problem = "truncated" if len(raw) < expected else "too long"
-        raise DatasetError(
-            f"{path}: {problem}: its header declares shape {shape} of {dtype.name}, which "
-            f"takes {expected} bytes, but it holds {len(raw)}"
-        )
-    values = np.frombuffer(raw, dtype=dtype, offset=data_start).reshape(shape)
-    return values.astype(dtype.newbyteorder("="))  # a writable copy in native byte order
-
-
-# --------------------------------------------------------------------------- downloads
-def download(urls: Sequence[str], dest: PathLike, md5: str, timeout: float = 10.0) -> Path:
-    """Download a file from the first mirror that delivers it with the right MD5.
-
-    Each URL is tried in turn; a mirror that cannot be reached, answers with an HTTP error,
-    stalls for ``timeout`` seconds or sends bytes with another checksum is skipped. The
-    bytes go to a temporary file beside ``dest`` that replaces ``dest`` only once verified,
-    so a failed or interrupted download never leaves a file behind.
-
-    Args:
-        urls: the mirrors' URLs for this file, tried in order.
-        dest: where the file goes; missing parent folders are created.
-        md5: the expected MD5 hex digest.
-        timeout: seconds to wait for a connection or for the next bytes.
-
-    Returns:
-        ``dest`` as a Path.
-
-    Raises:
-        DownloadError: the folder cannot be written, or every mirror failed; the message
-            names each mirror and what went wrong there.
-    """
-    dest = Path(dest)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DownloadError(f"cannot download {dest.name}: cannot create {dest.parent}: {e}") from e
-    if not os.access(dest.parent, os.W_OK):
-        raise DownloadError(f"cannot download {dest.name}: {dest.parent} is not writable")
-    failures = []
-    for url in urls:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(dest) as f:
-                digest = hashlib.md5(usedforsecurity=False)  # a checksum, not security
-                while chunk := response.read(1 << 20):
-                    digest.update(chunk)
-                    f.write(chunk)
-                if digest.hexdigest() != md5.lower():
-                    raise DownloadError(f"MD5 {digest.hexdigest()}, expected {md5}")
-            return dest
-        except (OSError, http.client.HTTPException, DownloadError) as e:  # includes timeouts
-            reason = e.reason if type(e) is urllib.error.URLError else e  # drop "<urlopen error>"
-            failures.append(f"{url} ({reason})")
-    raise DownloadError(f"could not download {dest.name} from " + ", nor from ".join(failures))
+__all__ = [
+    "FASHION_MNIST", "MNIST", "BatchLoader", "DatasetError", "DownloadError", "IdxDataset",
+    "ImageFolderData", "bundled_dataset_dir", "dataset_search_dirs", "images_to_float",
+    "load_fashion_mnist", "load_image_folder", "load_mnist", "load_mnist_or_bundled",
+    "load_training_images", "TRAINING_SETS",
+    "read_idx",
+]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- data folders
-def user_cache_dir() -> Path:
-    """tinygan's per-user cache: ``$XDG_CACHE_HOME/tinygan``, else ``~/.cache/tinygan``."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: ignore relative
-    return base / "tinygan"
-
-
 def bundled_dataset_dir(name: str = "mnist") -> Path:
     """The folder of a data set shipped in the repository's ``datasets/`` (beside ``tinygan/``).
 
@@ -390,151 +275,33 @@ def load_mnist_or_bundled(
 
 
 # --------------------------------------------------------------------------- image folders
-IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
-_CACHE_FORMAT = "tinygan-image-folder-v1"  # bump when the preprocessing changes
 
 
-@dataclass(frozen=True)
-class ImageFolderData:
-    """What :func:`load_image_folder` returns.
-
-    Attributes:
-        images: uint8 ``(N, 3, size, size)``, RGB, in sorted path order.
-        skipped: how many image files could not be read and were left out.
-        cache_path: the ``.npy`` cache used or written, or None with ``cache=False``.
-    """
-
-    images: np.ndarray
-    skipped: int
-    cache_path: Path | None
+TRAINING_SETS = ("mnist", "fashion-mnist")
 
 
-def load_image_folder(
-    root: PathLike,
-    size: int = 64,
-    cache: bool = True,
-    cache_dir: PathLike | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    workers: int | None = None,
-) -> ImageFolderData:
-    """Load every image under a folder (CelebA, shoes, cat faces...) as square RGB arrays.
-
-    Files ending in .jpg, .jpeg, .png, .bmp or .webp (any case) are found recursively and
-    read in sorted order. Each one is turned upright (EXIF orientation), converted to RGB
-    (transparent pixels over white, greyscale repeated over three channels), centre-cropped
-    to a square and resized to ``size`` x ``size`` with Lanczos filtering. Files that Pillow
-    cannot read are skipped and counted.
-
-    The result is cached in one ``.npy`` file, written atomically, whose name holds the
-    folder's name, ``size`` and a fingerprint of every file's path, byte size and
-    modification time: a later call with an unchanged folder loads it in a moment, and
-    adding, removing or editing a file makes a new cache (the stale one is deleted).
+def load_training_images(
+    dataset: str,
+    root: PathLike | None = None,
+    download: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """The training images of ``dataset``, uint8 (N, 28, 28), for the MNIST demos.
 
     Args:
-        root: the folder to scan.
-        size: side of the square output images, in pixels.
-        cache: read and write the ``.npy`` cache.
-        cache_dir: where caches go; default ``<user cache>/image-folders`` (see
-            :func:`user_cache_dir`).
-        progress: called as ``progress(done, total)`` about every 1% of the decoding.
-        workers: threads decoding in parallel (Pillow releases the GIL); default
-            ``min(8, cpu count)``.
-
-    Returns:
-        An :class:`ImageFolderData` with uint8 ``(N, 3, size, size)`` images.
-
-    Raises:
-        DatasetError: ``root`` is not a folder, holds no image file, or none can be read.
+        dataset: "mnist" (:func:`load_mnist_or_bundled`: the bundled test set when the
+            training set is unavailable, said through ``log``) or "fashion-mnist".
+        root: a folder holding the IDX files, searched first.
+        download: fetch missing files from the mirrors.
+        log: receives the one line saying that MNIST fell back to the bundled images.
     """
-    folder = Path(root)
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: not a folder")
-    files = sorted(
-        (p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-        key=lambda p: p.relative_to(folder).as_posix(),
-    )
-    if not files:
-        raise DatasetError(
-            f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it or its subfolders"
-        )
-    cache_path = None
-    if cache:
-        cache_path = _image_cache_path(folder, files, size, cache_dir)
-        if cache_path.is_file():
-            images = np.load(cache_path)
-            return ImageFolderData(images, len(files) - len(images), cache_path)
-
-    images = np.empty((len(files), 3, size, size), dtype=np.uint8)
-    readable = np.zeros(len(files), dtype=bool)
-    first_error = None
-    report_every = max(1, len(files) // 100)
-    with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
-        for i, result in enumerate(pool.map(partial(_read_square_rgb, size=size), files)):
-            if isinstance(result, str):
-                first_error = first_error or result
-            else:
-                images[i], readable[i] = result, True
-            if progress is not None and ((i + 1) % report_every == 0 or i + 1 == len(files)):
-                progress(i + 1, len(files))
-    if not readable.any():
-        raise DatasetError(
-            f"{folder}: none of its {len(files)} image files could be read "
-            f"(the first: {first_error})"
-        )
-    if not readable.all():
-        images = images[readable]
-
-    if cache_path is not None:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(cache_path) as f:
-            np.save(f, images)
-        prefix = cache_path.name.rsplit("-", 1)[0]  # the same folder and size, any fingerprint
-        for stale in cache_path.parent.glob(f"{prefix}-*.npy"):
-            if stale != cache_path:
-                stale.unlink(missing_ok=True)
-    return ImageFolderData(images, int((~readable).sum()), cache_path)
-
-
-def _image_cache_path(
-    folder: Path, files: list[Path], size: int, cache_dir: PathLike | None
-) -> Path:
-    """``<cache_dir>/<folder name>-<hash of its path>-<size>px-<fingerprint>.npy``."""
-    where = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8]
-    fingerprint = hashlib.sha256(f"{_CACHE_FORMAT} {size}\n".encode())
-    for path in files:
-        stat = path.stat()
-        line = f"{path.relative_to(folder).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}\n"
-        fingerprint.update(line.encode())
-    safe_name = re.sub(r"[^A-Za-z0-9_.]+", "_", folder.resolve().name) or "root"
-    base = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "image-folders"
-    return base / f"{safe_name}-{where}-{size}px-{fingerprint.hexdigest()[:16]}.npy"
-
-
-def _read_square_rgb(path: Path, size: int) -> np.ndarray | str:
-    """One image as uint8 (3, size, size), or a one-line error message if unreadable."""
-    try:
-        with Image.open(path) as image:
-            image.draft("RGB", (size, size))  # JPEG: decode at 1/2..1/8 scale if still >= size
-            image = _to_rgb(ImageOps.exif_transpose(image))
-        width, height = image.size
-        side = min(width, height)
-        left, top = (width - side) / 2, (height - side) / 2
-        square = image.resize(
-            (size, size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side)
-        )
-        return np.asarray(square, dtype=np.uint8).transpose(2, 0, 1)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        return f"{path}: {e}"
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, with transparent pixels composited over white (the usual product-photo backdrop)."""
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA"):
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
-    return image.convert("RGB")
+    if dataset == "mnist":
+        images, _ = load_mnist_or_bundled(root=root, download=download, log=log)
+    elif dataset == "fashion-mnist":
+        images, _ = load_fashion_mnist("train", root=root, download=download)
+    else:
+        raise ValueError(f"dataset must be one of {TRAINING_SETS}, got {dataset!r}")
+    return images
 
 
 # --------------------------------------------------------------------------- batches
@@ -643,18 +410,3 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.batches()
-
-
-def iterate_batches(
-    images: np.ndarray,
-    batch_size: int,
-    seed: int = 0,
-    shuffle: bool = True,
-    drop_last: bool = True,
-) -> Iterator[np.ndarray]:
-    """One epoch of float32 ``(B, C, H, W)`` batches in [-1, 1].
-
-    The same as ``BatchLoader(images, batch_size, seed, shuffle, drop_last).epoch(0)``: the
-    same seed gives the same order. Arguments as :class:`BatchLoader`.
-    """
-    return BatchLoader(images, batch_size, seed, shuffle, drop_last).epoch(0)

@@ -122,6 +122,30 @@ def dcgan28_discriminator(
     return model
 
 
+MNIST_MODELS = ("dcgan", "mlp")
+
+
+def mnist_models(
+    model: str, z_dim: int = 100, critic: bool = False, seed: int = 0
+) -> tuple[nn.Sequential, nn.Sequential]:
+    """(generator, discriminator) for 28x28 digits, both initialised from ``seed``.
+
+    Args:
+        model: "dcgan" (DCGAN-28: transposed convolutions in G, strided ones in D) or
+            "mlp" (the classic fully connected GAN).
+        z_dim: size of the noise vector.
+        critic: D is a WGAN-GP critic: DCGAN-28's discriminator without BatchNorm (see
+            ``tinygan.gan.LossFamily.critic``); the MLP has no BatchNorm anyway.
+        seed: the weights of G, then D, come from ``numpy.random.default_rng(seed)``.
+    """
+    rng = np.random.default_rng(seed)
+    if model == "mlp":
+        return mlp_generator(z_dim, rng=rng), mlp_discriminator(rng=rng)
+    if model == "dcgan":
+        return dcgan28_generator(z_dim, rng=rng), dcgan28_discriminator(not critic, rng=rng)
+    raise ValueError(f"model must be one of {MNIST_MODELS}, got {model!r}")
+
+
 def _dcgan_depth(image_size: int) -> int:
     depth = int(math.log2(image_size)) - 2
     if image_size not in (32, 64, 128, 256):

@@ -1,8 +1,9 @@
 """Optimizers: ``SGD`` (with momentum) and ``Adam``, ``from tinygan import optim``.
 
-An optimizer holds a list of parameters and, after ``loss.backward()``, moves each one
-against its gradient with ``step()``. The update rules are PyTorch's, so hyperparameters
-carry over. Implementation rules, each for a reason:
+An optimizer holds a list of parameters and moves each one against its gradient:
+``optimizer.minimize(loss)`` sets the gradients and steps (the update idiom of every loop
+in tinygan); ``step()`` alone uses the ``.grad`` that ``loss.backward()`` left. The
+update rules are PyTorch's, so hyperparameters carry over. Implementation rules, each for a reason:
 
 * updates are written **in place** on ``param.data`` (layers keep the same Parameter
   objects, and no graph is recorded: these are raw array operations);
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygan.autograd import grad
 from tinygan.backend import array_module, device_of, is_cupy_array, to_device
 from tinygan.tensor import Tensor
 
@@ -59,6 +61,20 @@ class Optimizer:
 
     def step(self) -> None:
         raise NotImplementedError
+
+    def minimize(self, loss: Tensor) -> None:
+        """One update against ``loss``: every parameter's ``.grad`` = d loss / d parameter, then
+        :meth:`step`.
+
+        PyTorch's ``zero_grad(); loss.backward(); step()``, with one difference:
+        ``tinygan.grad(loss, params)`` walks only the part of the graph that leads to *these*
+        parameters. A GAN's generator loss runs through the discriminator, and ``backward()``
+        would compute D's weight gradients too, only for the next D update to overwrite them.
+        A parameter the loss does not depend on gets ``.grad = None`` and is not moved.
+        """
+        for p, g in zip(self.params, grad(loss, self.params, allow_unused=True)):
+            p.grad = g
+        self.step()
 
     def _gradients(self) -> Iterable[tuple[Tensor, Any, dict[str, Any]]]:
         """``(param, gradient array, state)`` for each parameter that has a gradient."""

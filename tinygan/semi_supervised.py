@@ -40,10 +40,11 @@ from typing import Any
 import numpy as np
 
 from tinygan import losses, nn
-from tinygan.autograd import grad, no_grad
+from tinygan.autograd import no_grad
 from tinygan.ops import cross_entropy
 from tinygan.optim import Adam, Optimizer
 from tinygan.tensor import Tensor
+from tinygan.utils.streams import RandomStreams
 
 
 def balanced_label_subset(
@@ -216,18 +217,10 @@ def conv_classifier28(
 # ------------------------------------------------------------------------- training
 
 
-def _update(loss: Tensor, module: nn.Module, optimizer: Optimizer) -> None:
-    """Set each parameter's .grad to d loss / d parameter (no other gradient) and step."""
-    params = list(module.parameters())
-    for p, g in zip(params, grad(loss, params, allow_unused=True)):
-        p.grad = g
-    optimizer.step()
-
-
 class SemiSupervisedGAN:
     """Trains a classifier-discriminator and a generator, one update of each per step.
 
-    Both use Adam. The noise of step s is drawn from ``default_rng([seed, 1, s])``; the
+    Both use Adam. The noise of step s is the noise stream of :mod:`tinygan.utils.streams`; the
     batches are the caller's, so the same class trains on images or on points of a toy
     task.
 
@@ -251,15 +244,14 @@ class SemiSupervisedGAN:
         seed: int = 0,
     ) -> None:
         self.classifier, self.generator = classifier, generator
-        self.z_dim, self.seed = z_dim, seed
+        self.z_dim, self.streams = z_dim, RandomStreams(seed)
         self.opt_d = Adam(classifier.parameters(), lr=lr, betas=betas)
         self.opt_g = Adam(generator.parameters(), lr=lr, betas=betas)
         self.step = 0
 
     def noise(self, n: int) -> Tensor:
         """(n, z_dim) standard normal noise of the current step, on the generator's device."""
-        rng = np.random.default_rng([self.seed, 1, self.step])
-        z = rng.standard_normal((n, self.z_dim), dtype=np.float32)
+        z = self.streams.noise(self.step, n, self.z_dim)
         return Tensor(z).to(next(self.generator.parameters()).device)
 
     def train_step(self, labelled: Tensor, labels: Any, unlabelled: Tensor) -> dict[str, float]:
@@ -277,11 +269,11 @@ class SemiSupervisedGAN:
         fake = G(self.noise(unlabelled.shape[0]))
         supervised = cross_entropy(D(labelled), labels)
         unsupervised = losses.semi_supervised_d_loss(D(unlabelled), D(fake.detach()))
-        _update(supervised + unsupervised, D, self.opt_d)
+        self.opt_d.minimize(supervised + unsupervised)
         with no_grad():  # the generator's target: features of real data, a constant
             real_features = D.features(unlabelled)
         matching = losses.feature_matching_loss(real_features, D.features(fake))
-        _update(matching, G, self.opt_g)
+        self.opt_g.minimize(matching)
         self.step += 1
         return {
             "supervised": float(supervised.data),
@@ -299,7 +291,7 @@ def supervised_step(
         The loss before the update.
     """
     loss = cross_entropy(classifier(labelled), labels)
-    _update(loss, classifier, optimizer)
+    optimizer.minimize(loss)
     return float(loss.data)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from tinygan.backend import to_numpy
-from tinygan.fileio import atomic_write
+from tinygan.utils.fileio import atomic_write
 
 PathLike = str | os.PathLike[str]
 

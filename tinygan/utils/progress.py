@@ -7,7 +7,6 @@ is written every ``log_every`` steps instead, so logs stay readable.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TextIO
 
@@ -26,7 +25,7 @@ class Progress:
     Args:
         total: the step at which the loop ends.
         start: the step it starts from (a resumed run starts later).
-        stream: where to write (default: sys.stdout).
+        stream: where to write; None: nowhere (the library never prints on its own).
         log_every: off a terminal, write a line every this many steps.
         min_interval: on a terminal, redraw at most this often (seconds).
     """
@@ -40,10 +39,10 @@ class Progress:
         min_interval: float = 0.2,
     ) -> None:
         self.total, self.start = total, start
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream = stream
         self.log_every = max(1, log_every)
         self.min_interval = min_interval
-        self.is_terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.is_terminal = hasattr(stream, "isatty") and stream.isatty()
         self._t0 = time.perf_counter()
         self._last_draw = 0.0
         self._width = 0
@@ -67,6 +66,8 @@ class Progress:
 
     def update(self, step: int, values: dict[str, float]) -> None:
         """Report that ``step`` steps are done, with the current ``values``."""
+        if self.stream is None:
+            return
         last = step >= self.total
         if self.is_terminal:
             now = time.perf_counter()
@@ -84,6 +85,8 @@ class Progress:
 
     def message(self, text: str) -> None:
         """Write a line of its own without breaking the progress line."""
+        if self.stream is None:
+            return
         if self.is_terminal and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
             self._width = 0

@@ -1,0 +1,171 @@
+"""The two updates of a GAN, written once: :func:`d_step` and :func:`g_step`.
+
+Goodfellow et al.'s Algorithm 1 alternates them; every loop in tinygan (the main demo
+``demos/mnist_lsgan.py`` and the shared loop of :mod:`tinygan.train`) calls these two::
+
+    for k steps:  x ~ data,  z ~ N(0, I)
+                  D <- D - lr grad_D [ L_D(D(x), D(G(z))) (+ gradient penalty) ]    d_step
+    z ~ N(0, I):  G <- G - lr grad_G [ L_G(D(G(z))) ]                              g_step
+
+The losses are arguments, so the same two functions train a GAN, an LSGAN or a WGAN-GP:
+:data:`LOSSES` names each family's pair. The fakes G(z) are made by the caller, once per
+step: the discriminator sees them detached (its update must not move G), the generator
+update differentiates through them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from tinygan import losses
+from tinygan.autograd import no_grad
+from tinygan.nn import Module
+from tinygan.ops import sigmoid
+from tinygan.optim import Optimizer
+from tinygan.tensor import Tensor
+
+DLoss = Callable[[Tensor, Tensor], Tensor]  # (D(x), D(G(z))) -> scalar
+GLoss = Callable[[Tensor], Tensor]  # D(G(z)) -> scalar
+
+
+@dataclass(frozen=True)
+class LossFamily:
+    """A GAN objective: the discriminator's and the generator's loss, and what D outputs.
+
+    Attributes:
+        d_loss: L_D(D(x), D(G(z))).
+        g_loss: L_G(D(G(z))).
+        logits: D outputs logits (shown as probabilities sigmoid(D) in the logs).
+        critic: D is a Wasserstein critic, kept 1-Lipschitz by the gradient penalty; such a
+            critic has no BatchNorm, which would couple the samples that the penalty
+            treats one by one (Gulrajani et al., 2017, section 4).
+    """
+
+    d_loss: DLoss
+    g_loss: GLoss
+    logits: bool = False
+    critic: bool = False
+
+
+LOSSES: dict[str, LossFamily] = {
+    "gan": LossFamily(losses.gan_d_loss, losses.gan_g_loss, logits=True),
+    "gan-saturating": LossFamily(
+        losses.gan_d_loss, partial(losses.gan_g_loss, saturating=True), logits=True
+    ),
+    "lsgan": LossFamily(losses.lsgan_d_loss, losses.lsgan_g_loss),
+    "wgan-gp": LossFamily(losses.wgan_d_loss, losses.wgan_g_loss, critic=True),
+}
+
+
+@dataclass
+class DStep:
+    """What one discriminator update saw.
+
+    Attributes:
+        loss: L_D, penalty included, before the update.
+        real_scores, fake_scores: D(x) and D(G(z)), (N, 1) each.
+        penalty: the gradient penalty's part of ``loss``, or None.
+    """
+
+    loss: Tensor
+    real_scores: Tensor
+    fake_scores: Tensor
+    penalty: Tensor | None = None
+
+    def summary(self, logits: bool = False) -> dict[str, float]:
+        """``d_loss``, ``penalty`` and the mean scores ``d_real`` and ``d_fake``, as numbers.
+
+        With ``logits=True`` the mean scores are probabilities, the mean of sigmoid(D).
+        """
+        with no_grad():
+            real, fake = (
+                (sigmoid(self.real_scores), sigmoid(self.fake_scores))
+                if logits
+                else (self.real_scores, self.fake_scores)
+            )
+        return {
+            "d_loss": self.loss.item(),
+            "d_real": float(real.data.mean()),
+            "d_fake": float(fake.data.mean()),
+            "penalty": 0.0 if self.penalty is None else self.penalty.item(),
+        }
+
+
+def d_step(
+    D: Module,
+    opt_d: Optimizer,
+    d_loss: DLoss,
+    real: Tensor,
+    fake: Tensor,
+    gp_weight: float = 0.0,
+    gp_rng: np.random.Generator | None = None,
+) -> DStep:
+    """One discriminator update: score real and fake images, L_D, one optimizer step.
+
+    Args:
+        D: the discriminator (critic).
+        opt_d: the optimizer of D's parameters.
+        d_loss: L_D(D(x), D(G(z))), e.g. ``losses.lsgan_d_loss``.
+        real: a batch of real images x (N, C, H, W).
+        fake: a batch of fakes G(z), detached from G (N, C, H, W).
+        gp_weight: lambda of WGAN-GP's gradient penalty (0: none).
+        gp_rng: draws the penalty's interpolation weights.
+    """
+    real_scores, fake_scores = D(real), D(fake)  # (N, 1) each
+    loss = d_loss(real_scores, fake_scores)
+    penalty = None
+    if gp_weight:
+        penalty = losses.gradient_penalty(D, real, fake, weight=gp_weight, rng=gp_rng)
+        loss = loss + penalty
+    opt_d.minimize(loss)
+    return DStep(loss, real_scores, fake_scores, penalty)
+
+
+def g_step(D: Module, opt_g: Optimizer, g_loss: GLoss, fake: Tensor) -> Tensor:
+    """One generator update: score the fakes, L_G, one optimizer step on G's parameters.
+
+    Args:
+        D: the discriminator; its weights are not changed here.
+        opt_g: the optimizer of G's parameters.
+        g_loss: L_G(D(G(z))), e.g. ``losses.lsgan_g_loss``.
+        fake: G(z) with its graph (not detached), so the gradient reaches G.
+
+    Returns:
+        L_G before the update.
+    """
+    loss = g_loss(D(fake))
+    opt_g.minimize(loss)
+    return loss
+
+
+def generate(generator: Module, z: Tensor) -> np.ndarray:
+    """Images G(z) as a NumPy array, the generator in eval mode (BatchNorm's running stats).
+
+    Leaves the generator in the mode it was in.
+    """
+    was_training = generator.training
+    generator.eval()
+    try:
+        with no_grad():
+            return generator(z).numpy()
+    finally:
+        generator.train(was_training)
+
+
+def generate_many(
+    generator: Module, z: np.ndarray, device: str = "cpu", batch_size: int = 250
+) -> np.ndarray:
+    """:func:`generate` for many noise vectors (N, z_dim), ``batch_size`` at a time.
+
+    Batches keep the memory small (a transposed convolution's columns grow with the
+    batch); the result is a NumPy array (N, C, H, W).
+    """
+    parts = [
+        generate(generator, Tensor(z[start : start + batch_size]).to(device))
+        for start in range(0, len(z), batch_size)
+    ]
+    return np.concatenate(parts)

@@ -1,0 +1,49 @@
+"""The named random streams of a training run.
+
+Everything random in a run is drawn from a stream that is a pure function of the run's
+seed, the stream's name and a position (the step, the discriminator update within it):
+``numpy.random.default_rng([seed, stream id, position...])``. Nothing random is carried
+from one step to the next, so a checkpoint needs no generator state, and a resumed run
+draws exactly what an uninterrupted one would. Streams never overlap: two different
+names or positions give independent generators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The stream ids: part of every seed, so changing one changes that stream's numbers.
+NOISE = 0  # z of the discriminator and generator updates
+GRID_NOISE = 1  # the fixed z of the sample grids, the same at every step
+PENALTY = 2  # WGAN-GP's interpolation weights epsilon
+EVALUATION_NOISE = 3  # the fixed z of the quality scores
+LABELLED = 4  # which labelled examples a semi-supervised step sees
+
+
+@dataclass(frozen=True)
+class RandomStreams:
+    """The random streams of a run with seed ``seed``."""
+
+    seed: int
+
+    def rng(self, stream: int, *position: int) -> np.random.Generator:
+        """The generator of ``stream`` (one of this module's ids) at ``position``."""
+        return np.random.default_rng([self.seed, stream, *position])
+
+    def noise(self, step: int, n: int, z_dim: int, update: int = 0) -> np.ndarray:
+        """z ~ N(0, I), float32 (n, z_dim), for discriminator update ``update`` of ``step``."""
+        return self.rng(NOISE, step, update).standard_normal((n, z_dim), dtype=np.float32)
+
+    def grid_noise(self, n: int, z_dim: int) -> np.ndarray:
+        """The z of the sample grids, float32 (n, z_dim): the same faces at every step."""
+        return self.rng(GRID_NOISE).standard_normal((n, z_dim), dtype=np.float32)
+
+    def evaluation_noise(self, n: int, z_dim: int) -> np.ndarray:
+        """The z of the quality scores, float32 (n, z_dim): the same at every evaluation."""
+        return self.rng(EVALUATION_NOISE).standard_normal((n, z_dim), dtype=np.float32)
+
+    def penalty(self, step: int, update: int = 0) -> np.random.Generator:
+        """Draws WGAN-GP's epsilon for discriminator update ``update`` of ``step``."""
+        return self.rng(PENALTY, step, update)
