@@ -127,12 +127,6 @@ class Tensor:
         """
         autograd.backward(self, gradient, retain_graph, create_graph)
 
-    def _accumulate_grad(self, g: Tensor) -> None:
-        if not g.requires_grad and g.data.base is not None:
-            # A broadcast view (for example from sum's backward) may be read-only: own it.
-            g = Tensor(g.xp.ascontiguousarray(g.data))
-        self.grad = g if self.grad is None else self.grad + g
-
     def zero_grad(self) -> None:
         self.grad = None
 
