@@ -120,6 +120,10 @@ class Tensor:
     ) -> None:
         """Accumulate the gradient of this tensor into every leaf's ``.grad``.
 
+        Each leaf's ``.grad`` holds an array of its own, shared with no other leaf and not
+        with ``gradient``, so an in-place update of one (clipping, an optimizer step)
+        changes nothing else.
+
         Args:
             gradient: d(loss)/d(self); may be omitted for a one-element tensor.
             retain_graph: keep the graph for a second backward (default: ``create_graph``).
