@@ -4,6 +4,7 @@ and the small Tensor conveniences (item, numpy, detach, repr, comparisons)."""
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -43,6 +44,48 @@ def test_gradient_of_a_broadcast_sum_is_writable_and_owned() -> None:
     x.sum().backward()
     x.grad.data += 1.0  # optimizers update in place: must not hit a read-only view
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 2), 2.0))
+
+
+def test_leaf_gradients_share_memory_with_nothing_else() -> None:
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    g = np.array([0.5, -0.5])
+    (a + b).backward(g)  # Add sends the caller's g, unchanged, to both leaves
+    assert a.grad is not b.grad
+    for x in (a, b):
+        assert not np.shares_memory(x.grad.data, g)
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    np.clip(a.grad.data, 0.0, None, out=a.grad.data)  # an in-place clip of one gradient
+    np.testing.assert_array_equal(a.grad.numpy(), [0.5, 0.0])
+    np.testing.assert_array_equal(b.grad.numpy(), [0.5, -0.5])
+    np.testing.assert_array_equal(g, [0.5, -0.5])
+
+
+def test_leaf_gradient_is_not_a_view_of_the_callers_gradient() -> None:
+    a = leaf([[1.0, 2.0], [3.0, 4.0]])
+    g = tg.tensor(np.array([1.0, 2.0, 3.0, 4.0]))
+    a.reshape(4).backward(g)  # Reshape's backward returns a (contiguous) view of g
+    assert not np.shares_memory(a.grad.data, g.data)
+    a.grad.data *= 0.0
+    np.testing.assert_array_equal(g.numpy(), [1.0, 2.0, 3.0, 4.0])
+
+
+def test_one_gradient_array_reaching_two_leaves_is_stored_twice() -> None:
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    ((a + b) * 2.0).sum().backward()  # Mul makes a fresh array; Add sends it to a and b
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data += 1.0
+    np.testing.assert_array_equal(b.grad.numpy(), [2.0, 2.0])
+
+
+def test_create_graph_leaf_gradients_are_distinct_and_differentiable() -> None:
+    a, b = leaf([1.0, 2.0]), leaf([3.0, -1.0])
+    ((a + b) ** 2).sum().backward(create_graph=True)  # both get the tensor 2 (a + b)
+    assert a.grad is not b.grad and a.grad.requires_grad and b.grad.requires_grad
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    np.testing.assert_allclose(a.grad.numpy(), [8.0, 2.0])
+    ga, gb = tg.grad((a.grad * b.grad).sum(), [a, b])  # sum of 4 (a + b)^2
+    np.testing.assert_allclose(ga.numpy(), [32.0, 8.0])
+    np.testing.assert_allclose(gb.numpy(), [32.0, 8.0])
 
 
 def test_long_chain_does_not_hit_the_recursion_limit() -> None:
@@ -151,6 +194,18 @@ def test_grad_of_several_outputs_with_grad_outputs() -> None:
     np.testing.assert_allclose(gx.numpy(), 2.0 + 2 * x.numpy())
 
 
+def test_grad_outputs_must_match_the_outputs_in_number() -> None:
+    x = leaf([1.0, 2.0])
+    a, b = (x * 2.0).sum(), (x * x).sum()
+    for grad_outputs, given in [([None], 1), ([None] * 3, 3), (tg.tensor(1.0), 1)]:
+        with pytest.raises(ValueError, match=rf"{given} grad_outputs for 2 outputs"):
+            tg.grad([a, b], [x], grad_outputs=grad_outputs, retain_graph=True)
+    (gx,) = tg.grad([a, b], [x], grad_outputs=[None, None])
+    np.testing.assert_allclose(gx.numpy(), 2.0 + 2 * x.numpy())
+    (gx,) = tg.grad(x * 2.0, [x], grad_outputs=np.ones(2))  # one output: an array, not a list
+    np.testing.assert_allclose(gx.numpy(), [2.0, 2.0])
+
+
 def test_create_graph_false_gives_constant_gradients() -> None:
     x = leaf([1.0, 2.0])
     (g,) = tg.grad((x**3).sum(), [x])
@@ -208,6 +263,62 @@ def test_no_grad_is_restored_after_an_exception() -> None:
                 raise KeyError
         assert not tg.is_grad_enabled()
     assert tg.is_grad_enabled()
+
+
+def test_a_no_grad_object_can_be_entered_again_and_nested() -> None:
+    off, on = tg.no_grad(), tg.enable_grad()
+    with off:
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+    with off:
+        with off:
+            with on:
+                assert tg.is_grad_enabled()
+            assert not tg.is_grad_enabled()
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+
+
+def test_no_grad_as_a_decorator() -> None:
+    @tg.no_grad()
+    def sample(x: tg.Tensor) -> tg.Tensor:
+        return x * 2.0
+
+    x = leaf([1.0])
+    assert not sample(x).requires_grad
+    assert not sample(x).requires_grad  # the decorator works on every call
+    assert (x * 2.0).requires_grad
+
+
+def test_no_grad_in_one_thread_leaves_other_threads_recording() -> None:
+    x = leaf([1.0, 2.0])
+    inside, done = threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def sampler() -> None:
+        with tg.no_grad():
+            inside.set()
+            done.wait(timeout=30)
+            seen["sampler"] = tg.is_grad_enabled() or (x * 2.0).requires_grad
+
+    thread = threading.Thread(target=sampler)
+    thread.start()
+    try:
+        assert inside.wait(timeout=30)
+        seen["main"] = tg.is_grad_enabled() and (x * 2.0).requires_grad
+    finally:
+        done.set()
+        thread.join()
+    assert seen == {"main": True, "sampler": False}
+
+
+def test_a_new_thread_starts_with_grad_enabled() -> None:
+    seen = []
+    with tg.no_grad():
+        thread = threading.Thread(target=lambda: seen.append(tg.is_grad_enabled()))
+        thread.start()
+        thread.join()
+    assert seen == [True]
 
 
 # ------------------------------------------------------------------------------ Tensor

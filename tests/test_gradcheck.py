@@ -6,6 +6,8 @@ name exactly that element.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -118,6 +120,23 @@ def test_gradcheck_leaves_inputs_unchanged() -> None:
     tg.gradgradcheck(lambda t: (t * t).sum(axis=0), [x])
     np.testing.assert_array_equal(x.numpy(), before)
     assert x.grad is None  # the checks use grad(), never .grad
+
+
+def test_gradcheck_of_a_non_contiguous_input() -> None:
+    # Transposed views: reshape(-1) of such an array is a copy, so the check must perturb
+    # the input's own elements, not those of a flattened copy.
+    x = tg.Tensor(random_leaf(7, SHAPE[::-1]).data.T, requires_grad=True)
+    y = tg.Tensor(random_leaf(8, SHAPE[::-1]).data.T, requires_grad=True)
+    assert x.shape == SHAPE and not x.data.flags.c_contiguous
+    before = x.numpy()
+    assert tg.gradcheck(lambda p, q: p * q * p, [x, y])
+    assert tg.gradgradcheck(lambda t: Square()(t), [x])
+    np.testing.assert_array_equal(x.numpy(), before)
+    at_bad = re.escape(f"at index {BAD}:")
+    with pytest.raises(GradcheckError, match=rf"^gradient of input 0 .* {at_bad}"):
+        tg.gradcheck(lambda t: SquareWrongAtOneElement()(t), [x])
+    with pytest.raises(GradcheckError, match=rf"^second-order gradient of input 0 .* {at_bad}"):
+        tg.gradgradcheck(lambda t: SquareAtOneElementRawBackward()(t), [x])
 
 
 def test_gradcheck_of_a_function_that_ignores_an_input() -> None:

@@ -1,13 +1,14 @@
 """tinygan.utils.images (grids, strips, loss plots) and tinygan.utils.fileio.atomic_write."""
 
 import os
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import tinygan as tg
-from tinygan.utils import images
+from tinygan.utils import fileio, images
 from tinygan.utils.fileio import atomic_write
 
 
@@ -161,6 +162,34 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_raises(tmp_path):
     with pytest.raises(RuntimeError), atomic_write(tmp_path / "never.bin"):
         raise RuntimeError
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_atomic_write_removes_temp_files_left_by_a_killed_writer(tmp_path):
+    target = tmp_path / "checkpoint.npz"
+
+    def leftover(path, age_s):
+        tmp, fd = fileio._create_temp_beside(path)  # what a writer killed with -9 leaves
+        os.write(fd, b"half a checkpoint")
+        os.close(fd)
+        then = time.time() - age_s
+        os.utime(tmp, (then, then))
+        return tmp.name
+
+    stale = fileio.STALE_AFTER_S + 60
+    dead = [leftover(target, stale), leftover(target, 10 * stale)]
+    live = leftover(target, fileio.STALE_AFTER_S - 60)  # perhaps a writer still at work
+    other_target = leftover(tmp_path / "other.npz", stale)
+    unlike = [".checkpoint.npz.0123.tmp", ".checkpoint.npz.mine.tmp", "checkpoint.npz.tmp"]
+    for name in unlike:
+        (tmp_path / name).write_bytes(b"not atomic_write's")
+        os.utime(tmp_path / name, (time.time() - stale, time.time() - stale))
+
+    with atomic_write(target) as f:
+        f.write(b"new")
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {"checkpoint.npz", live, other_target, *unlike}
+    assert not names & set(dead)
+    assert target.read_bytes() == b"new"
 
 
 def test_atomic_write_honours_the_umask(tmp_path):

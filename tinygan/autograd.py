@@ -13,52 +13,76 @@ rule gives higher-order gradients:
 
 The graph walk visits each tensor once, in reverse topological order (a tensor's gradient
 is complete only when every op that consumed it has sent its share), and is iterative, so
-a chain of 10,000 ops never meets Python's recursion limit.
+a chain of 10,000 ops never meets Python's recursion limit. Each leaf owns the array in its
+``.grad``: an op's backward may pass a gradient on unchanged (Add sends dL/dy to both
+inputs), so a gradient that someone else can see is copied before it is stored.
+
+Whether ops record the graph is a per-thread switch, on by default in every thread:
+``with no_grad():`` turns it off for the block and ``with enable_grad():`` back on, each
+restoring the previous state on exit (also on an exception). A data-loading or sampling
+thread under ``no_grad`` therefore never stops the training thread from recording.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import ContextDecorator
 from types import ModuleType
 from typing import Any
 
 from tinygan.backend import array_module, device_of
 from tinygan.tensor import Tensor
 
-_grad_enabled = True
+
+class _ThreadGradMode(threading.local):
+    """This thread's recording switch and the states that ``with`` blocks will restore."""
+
+    def __init__(self) -> None:  # runs once in each thread that touches it
+        self.enabled = True
+        self.saved: list[bool] = []
+
+
+_mode = _ThreadGradMode()
 
 
 def is_grad_enabled() -> bool:
-    """True when new ops record the graph (the default)."""
-    return _grad_enabled
+    """True when new ops in this thread record the graph (the default)."""
+    return _mode.enabled
 
 
-@contextmanager
-def _grad_mode(enabled: bool) -> Iterator[None]:
-    global _grad_enabled
-    previous = _grad_enabled
-    _grad_enabled = enabled
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+class _GradMode(ContextDecorator):
+    """Sets this thread's recording switch for a ``with`` block, then restores it.
+
+    The state to restore is pushed on a per-thread stack, not kept on the object, so one
+    object can be entered again, nested, shared between threads, or used as a decorator.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __enter__(self) -> None:
+        _mode.saved.append(_mode.enabled)
+        _mode.enabled = self.enabled
+
+    def __exit__(self, *exc_info: object) -> None:
+        _mode.enabled = _mode.saved.pop()
 
 
-def no_grad() -> Any:
-    """Context manager: ops inside record no graph (inference, optimizer steps).
+def no_grad() -> _GradMode:
+    """Ops inside the block record no graph (inference, optimizer steps); this thread only.
 
     Example:
         >>> with tinygan.no_grad():
         ...     samples = generator(z)
     """
-    return _grad_mode(False)
+    return _GradMode(False)
 
 
-def enable_grad() -> Any:
-    """Context manager: record the graph again inside a ``no_grad`` block."""
-    return _grad_mode(True)
+def enable_grad() -> _GradMode:
+    """Record the graph again inside a ``no_grad`` block (this thread only)."""
+    return _GradMode(True)
 
 
 class Function:
@@ -70,7 +94,8 @@ class Function:
     * ``backward(grad_output: Tensor) -> Tensor | tuple[Tensor | None, ...]``, one gradient
       per input, each with that input's shape. ``self.inputs`` holds the input Tensors,
       ``self.output`` the output Tensor, ``self.needs_input_grad[i]`` says whether input i
-      wants a gradient (so an op can skip work nobody asked for).
+      wants a gradient (so an op can skip work nobody asked for; the graph walk sets it
+      just before calling backward, from what this walk differentiates with respect to).
 
     A Function never keeps an input-dependent raw array for backward: it uses the input
     Tensors, or the output Tensor (held weakly, so no reference cycle), so that gradients
@@ -84,11 +109,10 @@ class Function:
     def __call__(self, *inputs: Tensor) -> Tensor:
         self.xp = _common_array_module(type(self).__name__, inputs)
         out_data = self.forward(*(t.data for t in inputs))
-        requires_grad = _grad_enabled and any(t.requires_grad for t in inputs)
+        requires_grad = _mode.enabled and any(t.requires_grad for t in inputs)
         out = Tensor(out_data, requires_grad=requires_grad)
         if requires_grad:
             self.inputs = inputs
-            self.needs_input_grad = tuple(t.requires_grad for t in inputs)
             self._output_ref = weakref.ref(out)
             out._ctx = self
         return out
@@ -204,8 +228,9 @@ def _run_backward(
     grads: dict[int, Tensor] = {}
     for root, g in zip(roots, root_grads):
         _accumulate(grads, root, g)
+    visible = {id(g.data) for g in root_grads}  # the caller holds these arrays
     found: dict[int, Tensor] = {}
-    with _grad_mode(create_graph):
+    with _GradMode(create_graph):
         for node in order:
             g = grads.pop(id(node), None)
             if g is None:
@@ -215,7 +240,7 @@ def _run_backward(
             ctx = node._ctx
             if ctx is None:
                 if target_ids is None:
-                    node._accumulate_grad(g)
+                    _store_leaf_grad(node, g, visible)
                 continue
             needs = tuple(
                 t.requires_grad and (wanted is None or id(t) in wanted) for t in ctx.inputs
@@ -241,6 +266,25 @@ def _run_backward(
 def _accumulate(grads: dict[int, Tensor], node: Tensor, g: Tensor) -> None:
     previous = grads.get(id(node))
     grads[id(node)] = g if previous is None else previous + g
+
+
+def _store_leaf_grad(leaf: Tensor, g: Tensor, visible: set[int]) -> None:
+    """Add ``g`` to ``leaf.grad`` so that the array stored there belongs to this leaf alone.
+
+    A sum ``leaf.grad + g`` is a new array. A first gradient is stored as it is when it is
+    an array that an op's backward has just made, and copied when someone else may hold it:
+    a view (of another array, or a read-only broadcast), or an array in ``visible``, the ids
+    of the caller's root gradients and of the arrays already stored in other leaves (Add's
+    backward sends one tensor to both of its inputs). ``visible`` grows with each store.
+    """
+    if leaf.grad is not None:
+        leaf.grad = leaf.grad + g
+        return
+    if g.data.base is not None or id(g.data) in visible:
+        # g * 1.0 is the copy when g is part of a recorded graph: it stays differentiable.
+        g = g * 1.0 if g.requires_grad else Tensor(g.data.copy())
+    visible.add(id(g.data))
+    leaf.grad = g
 
 
 def backward(
@@ -278,7 +322,9 @@ def grad(
     Args:
         outputs: a tensor or sequence of tensors to differentiate.
         inputs: tensors (leaves or intermediate results) to differentiate with respect to.
-        grad_outputs: one gradient per output (None: ones, allowed for scalar outputs only).
+        grad_outputs: one gradient per output, each of that output's shape, as a list or
+            tuple (a single Tensor or array for a single output); None, or a None entry,
+            stands for ones and is allowed for one-element outputs only.
         retain_graph: keep the graph for another backward (default: ``create_graph``).
         create_graph: record the gradient computation for higher-order derivatives.
         allow_unused: return None for an input the outputs do not depend on, instead of
@@ -286,15 +332,22 @@ def grad(
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    if grad_outputs is None or isinstance(grad_outputs, Tensor):
-        grad_outputs = [grad_outputs] * len(outputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]  # one Tensor or array: the gradient of one output
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(
+            f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs; pass one "
+            "gradient per output (None for a one-element output), or grad_outputs=None"
+        )
     for i, out in enumerate(outputs):
         if not out.requires_grad:
             raise RuntimeError(
                 f"grad: output {i} does not require grad, so nothing can be differentiated"
             )
     retain = create_graph if retain_graph is None else retain_graph
-    root_grads = _root_gradients(outputs, list(grad_outputs))
+    root_grads = _root_gradients(outputs, grad_outputs)
     found = _run_backward(outputs, root_grads, inputs, create_graph, retain)
     result = tuple(found.get(id(t)) for t in inputs)
     for i, (t, g) in enumerate(zip(inputs, result)):

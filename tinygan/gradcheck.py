@@ -69,17 +69,17 @@ def _numeric(probe: Callable, inputs: list[Tensor], eps: float) -> list[np.ndarr
     out = []
     with no_grad():
         for t in inputs:
-            flat = t.data.reshape(-1)  # a view: perturbing it perturbs t
-            est = np.zeros(flat.shape[0])
-            for i in range(flat.shape[0]):
-                original = float(flat[i])
-                flat[i] = original + eps
+            # Index t.data itself: a flattened copy of a non-contiguous array is not t.
+            est = np.zeros(t.shape)
+            for i in np.ndindex(t.shape):
+                original = float(t.data[i])
+                t.data[i] = original + eps
                 plus = float(probe(*inputs).data)
-                flat[i] = original - eps
+                t.data[i] = original - eps
                 minus = float(probe(*inputs).data)
-                flat[i] = original
+                t.data[i] = original
                 est[i] = (plus - minus) / (2 * eps)
-            out.append(est.reshape(t.shape))
+            out.append(est)
     return out
 
 

@@ -120,18 +120,16 @@ class Tensor:
     ) -> None:
         """Accumulate the gradient of this tensor into every leaf's ``.grad``.
 
+        Each leaf's ``.grad`` holds an array of its own, shared with no other leaf and not
+        with ``gradient``, so an in-place update of one (clipping, an optimizer step)
+        changes nothing else.
+
         Args:
             gradient: d(loss)/d(self); may be omitted for a one-element tensor.
             retain_graph: keep the graph for a second backward (default: ``create_graph``).
             create_graph: record the backward pass so gradients can be differentiated again.
         """
         autograd.backward(self, gradient, retain_graph, create_graph)
-
-    def _accumulate_grad(self, g: Tensor) -> None:
-        if not g.requires_grad and g.data.base is not None:
-            # A broadcast view (for example from sum's backward) may be read-only: own it.
-            g = Tensor(g.xp.ascontiguousarray(g.data))
-        self.grad = g if self.grad is None else self.grad + g
 
     def zero_grad(self) -> None:
         self.grad = None
