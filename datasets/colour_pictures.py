@@ -40,8 +40,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from tinygan.cli import parse_config, require_positive  # noqa: E402
-from tinygan.data import DatasetError, user_cache_dir  # noqa: E402
+from tinygan.utils.cli import parse_config, require_positive
+
+from tinygan.data import DatasetError, user_cache_dir
 
 DEBIAN_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 INSTALL_HINT = (

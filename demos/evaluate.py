@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from tinygan import metrics, models  # noqa: E402
-from tinygan.backend import resolve_device  # noqa: E402
-from tinygan.checkpoint import load_checkpoint  # noqa: E402
-from tinygan.gan import generate_many  # noqa: E402
-from tinygan.train import MnistConfig  # noqa: E402
-from tinygan.utils.cli import parse_config  # noqa: E402
+from tinygan import metrics, models
+from tinygan.backend import resolve_device
+from tinygan.checkpoint import load_checkpoint
+from tinygan.gan import generate_many
+from tinygan.train import MnistConfig
+from tinygan.utils.cli import parse_config
 
 
 @dataclass

@@ -19,12 +19,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from tinygan import data, models  # noqa: E402
-from tinygan.backend import resolve_device  # noqa: E402
-from tinygan.gan import LOSSES  # noqa: E402
-from tinygan.train import TrainConfig, train  # noqa: E402
-from tinygan.utils.cli import parse_config  # noqa: E402
-from tinygan.utils.run import sample_from_checkpoint  # noqa: E402
+from tinygan import data, models
+from tinygan.backend import resolve_device
+from tinygan.gan import LOSSES
+from tinygan.train import TrainConfig, train
+from tinygan.utils.cli import parse_config
+from tinygan.utils.run import sample_from_checkpoint
 
 
 @dataclass

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from tinygan.train import MnistConfig, train_mnist  # noqa: E402
-from tinygan.utils.cli import parse_config  # noqa: E402
+from tinygan.train import MnistConfig, train_mnist
+from tinygan.utils.cli import parse_config
 
 if __name__ == "__main__":
     config = parse_config(

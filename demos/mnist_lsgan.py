@@ -29,14 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from tinygan import data, losses, models  # noqa: E402
-from tinygan.backend import resolve_device  # noqa: E402
-from tinygan.gan import d_step, g_step  # noqa: E402
-from tinygan.optim import Adam  # noqa: E402
-from tinygan.tensor import Tensor  # noqa: E402
-from tinygan.train import MnistSettings  # noqa: E402
-from tinygan.utils.cli import parse_config  # noqa: E402
-from tinygan.utils.run import Run, RunConfig, sample_from_checkpoint  # noqa: E402
+from tinygan import data, losses, models
+from tinygan.backend import resolve_device
+from tinygan.gan import d_step, g_step
+from tinygan.optim import Adam
+from tinygan.tensor import Tensor
+from tinygan.train import MnistSettings
+from tinygan.utils.cli import parse_config
+from tinygan.utils.run import Run, RunConfig, sample_from_checkpoint
 
 
 @dataclass

@@ -33,10 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from tinygan import data, models, optim  # noqa: E402
-from tinygan.backend import resolve_device  # noqa: E402
-from tinygan.gan import generate  # noqa: E402
-from tinygan.semi_supervised import (  # noqa: E402
+from tinygan import data, models, optim
+from tinygan.backend import resolve_device
+from tinygan.gan import generate
+from tinygan.semi_supervised import (
     SemiSupervisedGAN,
     accuracy,
     balanced_label_subset,
@@ -44,11 +44,11 @@ from tinygan.semi_supervised import (  # noqa: E402
     mlp_classifier,
     supervised_step,
 )
-from tinygan.tensor import Tensor  # noqa: E402
-from tinygan.utils.cli import parse_config, require_choice, require_positive  # noqa: E402
-from tinygan.utils.images import save_grid  # noqa: E402
-from tinygan.utils.progress import Progress, format_seconds  # noqa: E402
-from tinygan.utils.streams import LABELLED, RandomStreams  # noqa: E402
+from tinygan.tensor import Tensor
+from tinygan.utils.cli import parse_config, require_choice, require_positive
+from tinygan.utils.images import save_grid
+from tinygan.utils.progress import Progress, format_seconds
+from tinygan.utils.streams import LABELLED, RandomStreams
 
 HOLD_OUT = 2000  # bundled MNIST test images kept for testing when MNIST's training set is missing
 

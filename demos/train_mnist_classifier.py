@@ -37,12 +37,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-import tinygan as tg  # noqa: E402
-from tinygan import data, models, optim  # noqa: E402
-from tinygan.metrics import WEIGHTS_PATH  # noqa: E402
-from tinygan.tensor import Tensor  # noqa: E402
-from tinygan.utils.cli import parse_config  # noqa: E402
-from tinygan.utils.fileio import atomic_write  # noqa: E402
+import tinygan as tg
+from tinygan import data, models, optim
+from tinygan.metrics import WEIGHTS_PATH
+from tinygan.tensor import Tensor
+from tinygan.utils.cli import parse_config
+from tinygan.utils.fileio import atomic_write
 
 
 @dataclass

@@ -707,3 +707,16 @@ def test_cross_entropy_rejects_bad_targets() -> None:
         F.cross_entropy(tg.tensor(np.zeros(4)), [0])
     with pytest.raises(ValueError, match="empty"):
         F.logsumexp(tg.tensor(np.zeros((2, 0))))
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5, 5)])
+def test_batch_standardize_fast_backward_equals_the_op_built_one(shape: tuple[int, ...]) -> None:
+    """BatchStandardize's array backward (no graph recorded) against its op-built reference."""
+    rng = np.random.default_rng(3)
+    x = tg.tensor(rng.standard_normal(shape) * 3 + 1, requires_grad=True)  # float64
+    g = rng.standard_normal(shape)
+    y = F.batch_norm(x, None, None, training=True)
+    (fast,) = tg.grad(y, [x], grad_outputs=g, retain_graph=True)  # the array formula
+    (built,) = tg.grad(y, [x], grad_outputs=g, create_graph=True)  # the tinygan ops
+    assert built.requires_grad and not fast.requires_grad
+    np.testing.assert_allclose(fast.data, built.data, rtol=1e-12, atol=1e-12)

@@ -31,14 +31,16 @@ channels-last; the next convolution's ``transpose(0, 2, 3, 1)`` is then free.
 
 from __future__ import annotations
 
+from tinygan import ops
 from tinygan.autograd import Function
-from tinygan.ops import matmul, max, mean, pad2d, reshape, transpose
+from tinygan.ops import matmul, mean, pad2d, reshape, transpose
 from tinygan.tensor import Tensor
 
 IntPair = int | tuple[int, int]
 
 
-def _pair(value: IntPair, name: str) -> tuple[int, int]:
+def as_pair(value: IntPair, name: str) -> tuple[int, int]:
+    """``3`` -> ``(3, 3)``; a pair stays a pair; anything else is a TypeError naming ``name``."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
@@ -75,8 +77,8 @@ class Im2col(Function):
         )
         return windows.reshape(n * oh * ow, kh * kw * c)  # the one copy
 
-    def backward(self, grad):
-        return col2im(grad, self.inputs[0].shape, self.kernel, self.stride, self.padding)
+    def backward(self, grad_output):
+        return col2im(grad_output, self.inputs[0].shape, self.kernel, self.stride, self.padding)
 
 
 class Col2im(Function):
@@ -106,16 +108,16 @@ class Col2im(Function):
                 out[:, u : u + sh * oh : sh, v : v + sw * ow : sw, :] += blocks[:, :, :, u, v, :]
         return out[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
 
-    def backward(self, grad):
-        return im2col(grad, self.kernel, self.stride, self.padding)
+    def backward(self, grad_output):
+        return im2col(grad_output, self.kernel, self.stride, self.padding)
 
 
 def im2col(x: Tensor, kernel: IntPair, stride: IntPair = 1, padding: IntPair = 0) -> Tensor:
     """Unfold (N, C, H, W) into rows of windows: (N*OH*OW, KH*KW*C)."""
     kernel, stride, padding = (
-        _pair(kernel, "kernel"),
-        _pair(stride, "stride"),
-        _pair(padding, "padding"),
+        as_pair(kernel, "kernel"),
+        as_pair(stride, "stride"),
+        as_pair(padding, "padding"),
     )
     if x.ndim != 4:
         raise ValueError(f"im2col: expected a 4-D input (N, C, H, W), got shape {x.shape}")
@@ -132,9 +134,9 @@ def col2im(
 ) -> Tensor:
     """Fold rows of windows (N*OH*OW, KH*KW*C) back onto an (N, C, H, W) image, adding."""
     kernel, stride, padding = (
-        _pair(kernel, "kernel"),
-        _pair(stride, "stride"),
-        _pair(padding, "padding"),
+        as_pair(kernel, "kernel"),
+        as_pair(stride, "stride"),
+        as_pair(padding, "padding"),
     )
     n, c, h, w = shape
     oh, ow = _check_window("col2im", shape, kernel, stride, padding)
@@ -187,7 +189,7 @@ def conv2d(
             f"conv2d: input has {c} channels (shape {x.shape}) but weight expects {wc} "
             f"(shape {weight.shape})"
         )
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    stride, padding = as_pair(stride, "stride"), as_pair(padding, "padding")
     cols = im2col(x, (kh, kw), stride, padding)  # (N*OH*OW, KH*KW*C)
     oh = conv_output_size(x.shape[2], kh, stride[0], padding[0])
     ow = conv_output_size(x.shape[3], kw, stride[1], padding[1])
@@ -227,8 +229,8 @@ def conv_transpose2d(
             f"conv_transpose2d: input has {c_in} channels (shape {x.shape}) but weight expects "
             f"{wc} (shape {weight.shape})"
         )
-    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
-    oph, opw = _pair(output_padding, "output_padding")
+    (sh, sw), (ph, pw) = as_pair(stride, "stride"), as_pair(padding, "padding")
+    oph, opw = as_pair(output_padding, "output_padding")
     if not (0 <= oph < sh and 0 <= opw < sw):
         raise ValueError(
             f"conv_transpose2d: output_padding {output_padding} must be smaller than "
@@ -256,9 +258,9 @@ def _pool_windows(
     """Windows of every channel separately: (N*C*OH*OW, KH*KW), plus the output shape."""
     if x.ndim != 4:
         raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
+    kernel = as_pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else as_pair(stride, "stride")
+    padding = as_pair(padding, "padding")
     if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
     n, c, h, w = x.shape
@@ -274,7 +276,7 @@ def max_pool2d(
 ) -> Tensor:
     """Maximum over each window (stride defaults to the kernel size; padding is -inf)."""
     cols, shape = _pool_windows(x, kernel_size, stride, padding, float("-inf"), "max_pool2d")
-    return reshape(max(cols, axis=1), shape)
+    return reshape(ops.max(cols, axis=1), shape)
 
 
 def avg_pool2d(

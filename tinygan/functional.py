@@ -1,8 +1,15 @@
 """The functional API, ``from tinygan import functional as F``.
 
 Every op of :mod:`tinygan.ops` and :mod:`tinygan.conv` is available here, plus the
-layer-level functions ``linear``, ``batch_norm`` and ``dropout``, composed from them (so
-their gradients, of any order, come from the ops they are made of).
+layer-level functions ``linear`` and ``dropout``, composed from them (so their gradients, of
+any order, come from the ops they are made of), and ``batch_norm``.
+
+``batch_norm``'s standardisation is a *fused* op, :class:`BatchStandardize`: one Function
+with two backward paths. When a graph is recorded it builds the gradient from tinygan ops
+(the reference, differentiable again); when none is, a closed-form array formula gives the
+same numbers faster. The tests hold the two against each other, and check the op-built one
+by second-order finite differences. That is the one pattern by which tinygan trades
+readability for speed: the fast path never replaces the op-built one.
 """
 
 from __future__ import annotations
@@ -11,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from tinygan import ops
 from tinygan.autograd import Function, is_grad_enabled
 from tinygan.conv import avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool2d
 from tinygan.ops import (
-    abs,
     add,
     broadcast_to,
     cast,
@@ -29,12 +36,10 @@ from tinygan.ops import (
     log_softmax,
     logsumexp,
     matmul,
-    max,
     mean,
     mul,
     neg,
     pad2d,
-    pow,
     relu,
     reshape,
     sigmoid,
@@ -43,13 +48,16 @@ from tinygan.ops import (
     sqrt,
     stack,
     sub,
-    sum,
     sum_to,
     tanh,
     to_device,
     transpose,
 )
 from tinygan.tensor import Tensor
+
+# The ops named like Python builtins, for ``F.sum`` and friends; the library itself calls
+# them qualified (``ops.sum``), so that no line reads like the builtin.
+abs, max, pow, sum = ops.abs, ops.max, ops.pow, ops.sum  # noqa: A001
 
 __all__ = [
     "abs", "add", "avg_pool2d", "batch_norm", "broadcast_to", "cast", "clip", "col2im",
@@ -94,35 +102,50 @@ class BatchStandardize(Function):
 
         dL/dx = s * (g - mean(g) - xhat * mean(g * xhat))        (means over ``axes``)
 
-    When the backward pass is not recorded (plain training), that formula runs on arrays,
-    with s from the per-channel statistics of the forward pass: exact, since nobody
-    differentiates it. With ``create_graph=True`` it is rebuilt from x with tinygan ops,
-    so second derivatives through the batch statistics are exact too.
+    Two backward paths compute it (a fused op, see the module docstring):
+
+    * a graph is recorded (``create_graph=True``, WGAN-GP's penalty): the formula is
+      rebuilt from the input x with tinygan ops, so its own derivative, through the batch
+      statistics, is exact too. This is the reference.
+    * no graph is recorded (plain training): the same formula on arrays, with s from the
+      forward pass. Exact (nobody differentiates it) and several times faster. The tests
+      hold the two paths against each other.
+
+    Args:
+        axes: the axes the statistics run over.
+        eps: added to the variance.
+        mean, var: the batch statistics of the input, (1, C, 1, 1) or (1, C) arrays, from
+            :func:`batch_moments` (so the caller can update running statistics with them).
     """
 
-    def __init__(self, axes: tuple[int, ...], eps: float) -> None:
+    def __init__(self, axes: tuple[int, ...], eps: float, mean: Any, var: Any) -> None:
         self.axes, self.eps = axes, eps
+        self.mean, self.inv_std = mean, (var + eps) ** -0.5  # constants of the forward pass
 
     def forward(self, x):
-        self.mean = x.mean(axis=self.axes, keepdims=True)  # (1, C, 1, 1): read for running stats
-        centred = x - self.mean
-        self.var = (centred * centred).mean(axis=self.axes, keepdims=True)
-        self.inv_std = (self.var + self.eps) ** -0.5
-        return centred * self.inv_std
+        return (x - self.mean) * self.inv_std
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         axes = self.axes
-        if not is_grad_enabled():
-            g, xhat = grad.data, self.output.data
+        if not is_grad_enabled():  # the first-order fast path, on arrays
+            g, xhat = grad_output.data, self.output.data
             g_mean = g.mean(axis=axes, keepdims=True)
             gx_mean = (g * xhat).mean(axis=axes, keepdims=True)
             return Tensor((g - g_mean - xhat * gx_mean) * self.inv_std)
-        x = self.inputs[0]
-        centred = x - mean(x, axes, keepdims=True)
-        inv_std = pow(mean(centred * centred, axes, keepdims=True) + self.eps, -0.5)
+        x = self.inputs[0]  # the reference: everything rebuilt from x, differentiable
+        centred = x - ops.mean(x, axes, keepdims=True)
+        inv_std = ops.pow(ops.mean(centred * centred, axes, keepdims=True) + self.eps, -0.5)
         xhat = centred * inv_std
-        g_mean, gx_mean = mean(grad, axes, keepdims=True), mean(grad * xhat, axes, keepdims=True)
-        return inv_std * (grad - g_mean - xhat * gx_mean)
+        g_mean = ops.mean(grad_output, axes, keepdims=True)
+        gx_mean = ops.mean(grad_output * xhat, axes, keepdims=True)
+        return inv_std * (grad_output - g_mean - xhat * gx_mean)
+
+
+def batch_moments(x: Any, axes: tuple[int, ...]) -> tuple[Any, Any]:
+    """The mean and the biased variance of array ``x`` over ``axes`` (kept as size-1 axes)."""
+    mean = x.mean(axis=axes, keepdims=True)
+    centred = x - mean
+    return mean, (centred * centred).mean(axis=axes, keepdims=True)
 
 
 def batch_norm(
@@ -139,18 +162,18 @@ def batch_norm(
 
     Training:  mu = mean(x),  var = mean((x - mu)^2)  over N (and H, W), then
                y = (x - mu) / sqrt(var + eps) * weight + bias,
-    and the running statistics move towards the batch's:
+    and the running statistics move towards the batch's, in place, as in PyTorch:
                running_mean <- (1 - momentum) running_mean + momentum mu
                running_var  <- (1 - momentum) running_var  + momentum var * m / (m - 1)
-    (the unbiased variance, m values per channel), as PyTorch does. The standardisation
-    is one op, :class:`BatchStandardize`, whose gradient through the batch statistics (and
-    that gradient's gradient) is exact.
+    (the unbiased variance, m values per channel). The standardisation is one op,
+    :class:`BatchStandardize`, whose gradient through the batch statistics (and that
+    gradient's gradient) is exact. The running statistics are not part of the graph.
     Evaluation: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias.
 
     Args:
         x: (N, C) or (N, C, H, W).
-        running_mean, running_var: (C,) buffers, updated in place when training (may be
-            None when training).
+        running_mean, running_var: (C,) running statistics, updated in place when training
+            (None: not tracked); arrays (a layer's buffers) or Tensors (whose data is used).
         weight, bias: (C,) affine parameters, or None.
     """
     momentum, eps = float(momentum), float(eps)  # NumPy float64 scalars would upcast float32
@@ -161,7 +184,7 @@ def batch_norm(
     shape = (1, channels) + (1,) * (x.ndim - 2)
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):  # fmt: skip
-        if t is not None and t.shape != (channels,):
+        if t is not None and tuple(t.shape) != (channels,):
             raise ValueError(f"batch_norm: {name} must have shape ({channels},), got {t.shape}")
     if training:
         count = x.size // channels
@@ -169,26 +192,35 @@ def batch_norm(
             raise ValueError(
                 f"batch_norm: training needs more than one value per channel, got input {x.shape}"
             )
-        standardize = BatchStandardize(axes, eps)
-        y = standardize(x)
+        mean, var = batch_moments(x.data, axes)
+        y = BatchStandardize(axes, eps, mean, var)(x)
         if running_mean is not None:
-            running_mean.data *= 1.0 - momentum
-            running_mean.data += momentum * standardize.mean.reshape(channels)
+            _move_towards(running_mean, mean.reshape(channels), momentum)
         if running_var is not None:
-            unbiased = standardize.var.reshape(channels) * (count / (count - 1))
-            running_var.data *= 1.0 - momentum
-            running_var.data += momentum * unbiased
-        del standardize.mean, standardize.var  # backward needs only inv_std
+            _move_towards(running_var, var.reshape(channels) * (count / (count - 1)), momentum)
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
-        inv_std = (running_var.data + eps) ** -0.5
-        y = (x - reshape(running_mean.detach(), shape)) * Tensor(inv_std.reshape(shape))
+        mean, var = _array(running_mean), _array(running_var)  # constants here
+        inv_std = (var + eps) ** -0.5
+        y = (x - Tensor(mean.reshape(shape))) * Tensor(inv_std.reshape(shape))
     if weight is not None:
         y = y * reshape(weight, shape)
     if bias is not None:
         y = y + reshape(bias, shape)
     return y
+
+
+def _move_towards(running: Any, batch_value: Any, momentum: float) -> None:
+    """running <- (1 - momentum) running + momentum batch_value, in place."""
+    running = _array(running)
+    running *= 1.0 - momentum
+    running += momentum * batch_value
+
+
+def _array(value: Any) -> Any:
+    """The array of a Tensor, or the array itself."""
+    return value.data if isinstance(value, Tensor) else value
 
 
 def dropout(

@@ -36,9 +36,8 @@ import numpy as np
 from tinygan import functional as F
 from tinygan import init
 from tinygan.backend import device_of, is_cupy_array, normalize_device, to_device
+from tinygan.conv import IntPair, as_pair
 from tinygan.tensor import Tensor
-
-IntPair = int | tuple[int, int]
 
 
 class Parameter(Tensor):
@@ -309,13 +308,6 @@ def _cast_float(array: Any, dtype: Any) -> Any:
     return array.astype(dtype, copy=False) if array.dtype.kind == "f" else array
 
 
-def _pair(value: IntPair, name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return pair
-
-
 def _check_sizes(layer: str, **sizes: int) -> None:
     for name, size in sizes.items():
         if not isinstance(size, int) or size < 1:
@@ -389,9 +381,9 @@ def _init_conv(
     """
     _check_sizes(type(layer).__name__, in_channels=in_channels, out_channels=out_channels)
     layer.in_channels, layer.out_channels = in_channels, out_channels
-    layer.kernel_size = _pair(kernel_size, "kernel_size")
-    layer.stride = _pair(stride, "stride")
-    layer.padding = _pair(padding, "padding")
+    layer.kernel_size = as_pair(kernel_size, "kernel_size")
+    layer.stride = as_pair(stride, "stride")
+    layer.padding = as_pair(padding, "padding")
     channels = (in_channels, out_channels) if transposed else (out_channels, in_channels)
     layer.weight = Parameter(_empty(*channels, *layer.kernel_size))
     layer.bias = Parameter(_empty(out_channels)) if bias else None
@@ -451,7 +443,7 @@ class ConvTranspose2d(Module):
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.output_padding = _pair(output_padding, "output_padding")
+        self.output_padding = as_pair(output_padding, "output_padding")
         _init_conv(self, in_channels, out_channels, kernel_size, stride, padding, bias, rng, True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -499,11 +491,10 @@ class _BatchNorm(Module):
     def _normalize(self, x: Tensor) -> Tensor:
         if self.training:
             self.num_batches_tracked += 1
-        # Tensor(array) shares the buffer's memory, so batch_norm updates it in place.
-        return F.batch_norm(
+        return F.batch_norm(  # updates the running statistics, this layer's buffers, in place
             x,
-            Tensor(self.running_mean),
-            Tensor(self.running_var),
+            self.running_mean,
+            self.running_var,
             self.weight,
             self.bias,
             training=self.training,
@@ -621,9 +612,9 @@ class MaxPool2d(Module):
         self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
     ) -> None:
         super().__init__()
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride")
+        self.padding = as_pair(padding, "padding")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)

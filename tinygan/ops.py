@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from tinygan.autograd import Function
-from tinygan.backend import array_module, normalize_device, scatter_add
+from tinygan.backend import array_module, normalize_device
+from tinygan.backend import scatter_add as scatter_add_array
 from tinygan.backend import to_device as _move_array
 from tinygan.tensor import Tensor
 
@@ -76,8 +77,8 @@ class BroadcastTo(Function):
     def forward(self, x):
         return self.xp.broadcast_to(x, self.shape)
 
-    def backward(self, grad):
-        return sum_to(grad, self.inputs[0].shape)
+    def backward(self, grad_output):
+        return sum_to(grad_output, self.inputs[0].shape)
 
 
 class SumTo(Function):
@@ -94,8 +95,8 @@ class SumTo(Function):
         y = x.sum(axis=tuple(range(lead)) + stretched, keepdims=True)
         return y.reshape(self.shape)
 
-    def backward(self, grad):
-        return broadcast_to(grad, self.inputs[0].shape)
+    def backward(self, grad_output):
+        return broadcast_to(grad_output, self.inputs[0].shape)
 
 
 def broadcast_to(x: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -119,9 +120,11 @@ class Add(Function):
     def forward(self, a, b):
         return a + b
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         a, b = self.inputs
-        return sum_to(grad, a.shape), sum_to(grad, b.shape)
+        ga = sum_to(grad_output, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(grad_output, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
 
 
 class Sub(Function):
@@ -130,10 +133,11 @@ class Sub(Function):
     def forward(self, a, b):
         return a - b
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         a, b = self.inputs
-        gb = sum_to(-grad, b.shape) if self.needs_input_grad[1] else None
-        return sum_to(grad, a.shape), gb
+        ga = sum_to(grad_output, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(-grad_output, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
 
 
 class Mul(Function):
@@ -142,10 +146,10 @@ class Mul(Function):
     def forward(self, a, b):
         return a * b
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         a, b = self.inputs
-        ga = sum_to(grad * b, a.shape) if self.needs_input_grad[0] else None
-        gb = sum_to(grad * a, b.shape) if self.needs_input_grad[1] else None
+        ga = sum_to(grad_output * b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(grad_output * a, b.shape) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -155,10 +159,10 @@ class Div(Function):
     def forward(self, a, b):
         return a / b
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         a, b = self.inputs
-        ga = sum_to(grad / b, a.shape) if self.needs_input_grad[0] else None
-        gb = sum_to(-(grad * self.output) / b, b.shape) if self.needs_input_grad[1] else None
+        ga = sum_to(grad_output / b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(-(grad_output * self.output) / b, b.shape) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -197,12 +201,12 @@ class PowScalar(Function):
     def forward(self, x):
         return x**self.exponent
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         (x,) = self.inputs
         p = self.exponent
         if p == 2.0:
-            return grad * (x * 2.0)
-        return grad * (pow(x, p - 1.0) * p)
+            return grad_output * (x * 2.0)
+        return grad_output * (x ** (p - 1.0) * p)
 
 
 def pow(base: Any, exponent: Any) -> Tensor:  # noqa: A001 (the operator's name)
@@ -224,10 +228,11 @@ class MatMul(Function):
     def forward(self, a, b):
         return self.xp.matmul(a, b)
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         a, b = self.inputs
-        ga = sum_to(matmul(grad, swap_last(b)), a.shape) if self.needs_input_grad[0] else None
-        gb = sum_to(matmul(swap_last(a), grad), b.shape) if self.needs_input_grad[1] else None
+        g = grad_output
+        ga = sum_to(matmul(g, swap_last(b)), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(matmul(swap_last(a), g), b.shape) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -260,8 +265,8 @@ class Neg(Function):
     def forward(self, x):
         return -x
 
-    def backward(self, grad):
-        return -grad
+    def backward(self, grad_output):
+        return -grad_output
 
 
 class Exp(Function):
@@ -270,8 +275,8 @@ class Exp(Function):
     def forward(self, x):
         return self.xp.exp(x)
 
-    def backward(self, grad):
-        return grad * self.output
+    def backward(self, grad_output):
+        return grad_output * self.output
 
 
 class Log(Function):
@@ -280,8 +285,8 @@ class Log(Function):
     def forward(self, x):
         return self.xp.log(x)
 
-    def backward(self, grad):
-        return grad / self.inputs[0]
+    def backward(self, grad_output):
+        return grad_output / self.inputs[0]
 
 
 class Sqrt(Function):
@@ -290,8 +295,8 @@ class Sqrt(Function):
     def forward(self, x):
         return self.xp.sqrt(x)
 
-    def backward(self, grad):
-        return grad / (self.output * 2.0)
+    def backward(self, grad_output):
+        return grad_output / (self.output * 2.0)
 
 
 class Abs(Function):
@@ -300,8 +305,8 @@ class Abs(Function):
     def forward(self, x):
         return self.xp.abs(x)
 
-    def backward(self, grad):
-        return grad * _constant(self.xp.sign(self.inputs[0].data), grad)
+    def backward(self, grad_output):
+        return grad_output * _constant(self.xp.sign(self.inputs[0].data), grad_output)
 
 
 class Clip(Function):
@@ -313,14 +318,14 @@ class Clip(Function):
     def forward(self, x):
         return self.xp.clip(x, self.lo, self.hi)
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         x = self.inputs[0].data
         inside = self.xp.ones(x.shape, dtype=bool)
         if self.lo is not None:
             inside &= x >= self.lo
         if self.hi is not None:
             inside &= x <= self.hi
-        return grad * _constant(inside, grad)
+        return grad_output * _constant(inside, grad_output)
 
 
 def neg(x: Tensor) -> Tensor:
@@ -365,8 +370,8 @@ class ReLU(Function):
     def forward(self, x):
         return self.xp.maximum(x, 0)
 
-    def backward(self, grad):
-        return grad * _constant(self.inputs[0].data > 0, grad)
+    def backward(self, grad_output):
+        return grad_output * _constant(self.inputs[0].data > 0, grad_output)
 
 
 class LeakyReLU(Function):
@@ -388,8 +393,8 @@ class LeakyReLU(Function):
         """The local slope of every element: 1 where x > 0, a elsewhere."""
         return (x > 0).astype(x.dtype) * (1.0 - self.slope) + self.slope
 
-    def backward(self, grad):
-        return grad * _constant(self._slopes(self.inputs[0].data), grad)
+    def backward(self, grad_output):
+        return grad_output * _constant(self._slopes(self.inputs[0].data), grad_output)
 
 
 class Sigmoid(Function):
@@ -401,9 +406,9 @@ class Sigmoid(Function):
     def forward(self, x):
         return (self.xp.tanh(x * 0.5) + 1) * 0.5
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         y = self.output
-        return grad * (y * (1.0 - y))
+        return grad_output * (y * (1.0 - y))
 
 
 class Tanh(Function):
@@ -412,9 +417,9 @@ class Tanh(Function):
     def forward(self, x):
         return self.xp.tanh(x)
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         y = self.output
-        return grad * (1.0 - y * y)
+        return grad_output * (1.0 - y * y)
 
 
 class Softplus(Function):
@@ -426,8 +431,8 @@ class Softplus(Function):
     def forward(self, x):
         return self.xp.logaddexp(0, x)
 
-    def backward(self, grad):
-        return grad * sigmoid(self.inputs[0])
+    def backward(self, grad_output):
+        return grad_output * sigmoid(self.inputs[0])
 
 
 def relu(x: Tensor) -> Tensor:
@@ -467,9 +472,9 @@ class Sum(Function):
     def forward(self, x):
         return x.sum(axis=self.axes, keepdims=self.keepdims)
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         shape = self.inputs[0].shape
-        return broadcast_to(reshape(grad, _kept_shape(shape, self.axes)), shape)
+        return broadcast_to(reshape(grad_output, _kept_shape(shape, self.axes)), shape)
 
 
 class Max(Function):
@@ -485,12 +490,12 @@ class Max(Function):
     def forward(self, x):
         return x.max(axis=self.axes, keepdims=self.keepdims)
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         x = self.inputs[0].data
         kept = _kept_shape(x.shape, self.axes)
         is_max = (x == self.output.data.reshape(kept)).astype(x.dtype)
         share = is_max / is_max.sum(axis=self.axes, keepdims=True)
-        return broadcast_to(reshape(grad, kept), x.shape) * _constant(share, grad)
+        return broadcast_to(reshape(grad_output, kept), x.shape) * _constant(share, grad_output)
 
 
 def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -506,7 +511,7 @@ def mean(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (None: all axes): the sum times 1/count."""
     axes = _normalize_axes(axis, x.ndim)
     count = int(np.prod([x.shape[a] for a in axes]))
-    return sum(x, axes, keepdims) * (1.0 / count)
+    return Sum(axes, keepdims)(x) * (1.0 / count)
 
 
 def max(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -528,8 +533,8 @@ class Reshape(Function):
     def forward(self, x):
         return x.reshape(self.shape)
 
-    def backward(self, grad):
-        return reshape(grad, self.inputs[0].shape)
+    def backward(self, grad_output):
+        return reshape(grad_output, self.inputs[0].shape)
 
 
 class Transpose(Function):
@@ -541,8 +546,8 @@ class Transpose(Function):
     def forward(self, x):
         return x.transpose(self.axes)
 
-    def backward(self, grad):
-        return transpose(grad, tuple(np.argsort(self.axes)))
+    def backward(self, grad_output):
+        return transpose(grad_output, tuple(np.argsort(self.axes)))
 
 
 class GetItem(Function):
@@ -554,8 +559,8 @@ class GetItem(Function):
     def forward(self, x):
         return x[self.index]
 
-    def backward(self, grad):
-        return ScatterAdd(self.index, self.inputs[0].shape)(grad)
+    def backward(self, grad_output):
+        return scatter_add(grad_output, self.index, self.inputs[0].shape)
 
 
 class ScatterAdd(Function):
@@ -572,11 +577,11 @@ class ScatterAdd(Function):
         if _is_basic_index(self.index):
             out[self.index] = g  # slices and integers never repeat an element
         else:
-            scatter_add(self.xp, out, self.index, g)
+            scatter_add_array(self.xp, out, self.index, g)
         return out
 
-    def backward(self, grad):
-        return GetItem(self.index)(grad)
+    def backward(self, grad_output):
+        return getitem(grad_output, self.index)
 
 
 def _is_basic_index(index: Any) -> bool:
@@ -593,12 +598,12 @@ class Concat(Function):
     def forward(self, *arrays):
         return self.xp.concatenate(arrays, axis=self.axis)
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         grads, start = [], 0
         for t in self.inputs:
-            index = [slice(None)] * grad.ndim
+            index = [slice(None)] * grad_output.ndim
             index[self.axis] = slice(start, start + t.shape[self.axis])
-            grads.append(grad[tuple(index)])
+            grads.append(grad_output[tuple(index)])
             start += t.shape[self.axis]
         return tuple(grads)
 
@@ -617,10 +622,10 @@ class Pad(Function):
         width = [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)]
         return self.xp.pad(x, width, constant_values=self.value)
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         ph, pw = self.pad
-        h, w = grad.shape[-2:]
-        return grad[..., ph : h - ph, pw : w - pw]
+        h, w = grad_output.shape[-2:]
+        return grad_output[..., ph : h - ph, pw : w - pw]
 
 
 class Cast(Function):
@@ -632,8 +637,8 @@ class Cast(Function):
     def forward(self, x):
         return x.astype(self.dtype)
 
-    def backward(self, grad):
-        return cast(grad, self.inputs[0].dtype)
+    def backward(self, grad_output):
+        return cast(grad_output, self.inputs[0].dtype)
 
 
 class ToDevice(Function):
@@ -645,8 +650,8 @@ class ToDevice(Function):
     def forward(self, x):
         return _move_array(x, self.device)
 
-    def backward(self, grad):
-        return to_device(grad, self.inputs[0].device)
+    def backward(self, grad_output):
+        return to_device(grad_output, self.inputs[0].device)
 
 
 def reshape(x: Tensor, shape: Any) -> Tensor:
@@ -674,7 +679,7 @@ def swap_last(x: Tensor) -> Tensor:
     """Swap the last two axes (the matrix transpose of a batch of matrices)."""
     axes = list(range(x.ndim))
     axes[-2], axes[-1] = axes[-1], axes[-2]
-    return Transpose(tuple(axes))(x)
+    return transpose(x, axes)
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
@@ -684,6 +689,11 @@ def getitem(x: Tensor, index: Any) -> Tensor:
         return GetItem(index)(x)
     except IndexError as err:
         raise IndexError(f"getitem: invalid index for a tensor of shape {x.shape}: {err}") from None
+
+
+def scatter_add(g: Tensor, index: Any, shape: tuple[int, ...]) -> Tensor:
+    """zeros(shape) with ``g`` added at ``index`` (a raw index, as GetItem holds it)."""
+    return ScatterAdd(index, tuple(shape))(g)
 
 
 def _raw_index(index: Any, x: Tensor) -> Any:
@@ -790,11 +800,11 @@ class LogSumExp(Function):
     def forward(self, x):
         return logsumexp_array(x, self.axes, self.keepdims)
 
-    def backward(self, grad):
+    def backward(self, grad_output):
         (x,) = self.inputs
         kept = _kept_shape(x.shape, self.axes)
         softmax_x = exp(x - reshape(self.output, kept))
-        return broadcast_to(reshape(grad, kept), x.shape) * softmax_x
+        return broadcast_to(reshape(grad_output, kept), x.shape) * softmax_x
 
 
 def logsumexp(x: Tensor, axis: Any = -1, keepdims: bool = False) -> Tensor:

@@ -209,7 +209,7 @@ class Tensor:
         return ops.transpose(self, _shape_arg(axes))
 
     @property
-    def T(self) -> Tensor:  # noqa: N802 (NumPy's name)
+    def T(self) -> Tensor:
         return ops.transpose(self, None)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:

@@ -294,7 +294,7 @@ class Run:
             save_loss_plot(curves, self.out / "losses.png", title=title, steps=self.history["step"])
 
 
-class _signals_deferred:  # noqa: N801 (used like a function: ``with _signals_deferred()``)
+class _signals_deferred:
     """Context manager: SIGINT and SIGTERM are noted in a list instead of stopping the code.
 
     A second signal stops at once (KeyboardInterrupt), for when a step hangs. Outside the

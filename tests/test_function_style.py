@@ -1,0 +1,52 @@
+"""Every op is written the same way: the contract that makes gradients differentiable again.
+
+A Function has ``forward`` on arrays (through ``self.xp``, so it runs on NumPy and CuPy),
+``backward(self, grad_output)`` on Tensors, and a docstring that states its gradient.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import pytest
+
+import tinygan.conv
+import tinygan.functional
+import tinygan.losses
+import tinygan.ops
+from tinygan.autograd import Function
+
+MODULES = (tinygan.ops, tinygan.conv, tinygan.functional, tinygan.losses)
+
+
+def function_classes() -> list[type[Function]]:
+    found, todo = [], list(Function.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return sorted(
+        (c for c in found if c.__module__.startswith("tinygan.")), key=lambda c: c.__name__
+    )
+
+
+def test_the_library_has_its_ops() -> None:
+    names = {c.__name__ for c in function_classes()}
+    assert {"Add", "MatMul", "Im2col", "Col2im", "BatchStandardize"} <= names
+    assert len(names) >= 30
+
+
+@pytest.mark.parametrize("cls", function_classes(), ids=lambda c: c.__name__)
+def test_every_function_follows_the_op_contract(cls: type[Function]) -> None:
+    assert cls.__module__ in {m.__name__ for m in MODULES}, "ops live in the op modules"
+    assert cls.forward is not Function.forward and cls.backward is not Function.backward
+    assert list(inspect.signature(cls.backward).parameters) == ["self", "grad_output"]
+    doc = inspect.getdoc(cls) or ""
+    assert re.search(r"dL/d|gradient", doc), f"{cls.__name__}: no gradient in its docstring"
+    forward = inspect.getsource(cls.forward)
+    assert not re.search(r"\bnp\.", forward), f"{cls.__name__}.forward: use self.xp, not np"
+    backward = inspect.getsource(cls.backward)
+    assert not re.search(r"\b[A-Z]\w*\([^)]*\)\(", backward), (
+        f"{cls.__name__}.backward: call the lower-case function, not Op(...)(x)"
+    )
