@@ -4,10 +4,11 @@
     python benchmarks/ops.py --device cuda   # CuPy against PyTorch CUDA
     OPENBLAS_NUM_THREADS=1 python benchmarks/ops.py   # both on one thread
 
-Each row is a layer of the DCGAN-28 reference model of DESIGN.md at batch 64, timed as the
-median of ``--repeats`` runs after a warm-up: the forward pass alone (no graph recorded)
-and forward + backward (gradients of input and weight). PyTorch runs with the same number
-of threads, interleaved in the same process, on the same data.
+Each row is a layer of DCGAN-28 (``tinygan.models.dcgan28_generator`` and
+``dcgan28_discriminator``) at batch 64, timed as the median of ``--repeats`` runs after a
+warm-up: the forward pass alone (no graph recorded) and forward + backward (gradients of
+input and weight). PyTorch runs with the same number of threads, interleaved in the same
+process, on the same data.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import tinygan as tg  # noqa: E402
-from benchmarks.common import frameworks, median_ms, print_environment  # noqa: E402
-from tinygan import functional as F  # noqa: E402
+import tinygan as tg
+from benchmarks.common import frameworks, median_ms, print_environment
+from tinygan import functional as F
 
 # (name, op, input shape, weight shape); every layer uses kernel 4, stride 2, padding 1.
 LAYERS = [

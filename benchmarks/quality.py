@@ -3,13 +3,16 @@
     OPENBLAS_NUM_THREADS=1 taskset -c 1 python benchmarks/quality.py --minutes 4
 
 Each configuration below (the settings of demos/mnist_*.py) trains from the same seed with
-GANTrainer for ``--minutes`` of wall-clock time (see :func:`train_for`), on the demos' data
-(MNIST's training set if it is on disk, else the 10,000 bundled images). Then
-``--samples`` generated images are scored with tinygan.metrics (Fréchet distance to the
-classifier's real training part, inception-style score, class coverage), and a markdown
-table is printed with the real-vs-real floor, the steps done, the wall time and the
-machine. Each run folder (``--out``/<name>) holds the usual config.json, samples,
-losses and checkpoint, so ``demos/evaluate.py --checkpoint`` can score it again.
+:func:`tinygan.train.train`, the loop the demos run, for ``--minutes`` of wall-clock time
+(see :func:`train_for`), on the demos' data (MNIST's training set if it is on disk, else
+the 10,000 bundled images). ``demos/mnist_lsgan.py`` writes its loop out; ``train`` with
+its settings (loss "lsgan", one discriminator step) runs the same updates on the same
+batches and noise. Then ``--samples`` generated images are scored with tinygan.metrics
+(Fréchet distance to the classifier's real training part, inception-style score, class
+coverage), and a markdown table is printed with the real-vs-real floor, the steps done,
+the wall time and the machine. Each run folder (``--out``/<name>) holds the usual
+config.json, samples, losses and checkpoint, so ``demos/evaluate.py --checkpoint`` can
+score it again.
 """
 
 from __future__ import annotations
@@ -24,14 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "demos")]  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from mnist_common import MnistConfig, build_models  # noqa: E402
-
-from benchmarks.common import machine  # noqa: E402
-from tinygan import data, metrics  # noqa: E402
-from tinygan.train import GANTrainer, generate_many  # noqa: E402
+from benchmarks.common import machine
+from tinygan import data, metrics, models
+from tinygan.gan import LOSSES, generate_many
+from tinygan.train import MnistConfig, train
+from tinygan.utils.run import Run
 
 _MLP = dict(model="mlp", z_dim=96, batch_size=128, lr_g=1e-3, lr_d=1e-3)  # demos/mnist_gan.py
 CONFIGS = {  # name -> (MnistConfig settings, the demo command it stands for)
@@ -46,31 +48,34 @@ CONFIGS = {  # name -> (MnistConfig settings, the demo command it stands for)
 }
 
 
-def train_for(settings: dict, seconds: float, images: np.ndarray, args) -> GANTrainer:
-    """A trainer of ``settings`` that has trained for ``seconds`` (to within half a step).
+def train_for(settings: dict, seconds: float, images: np.ndarray, args) -> Run:
+    """The run of ``settings`` after ``seconds`` of training (to within half a step).
 
-    ``GANTrainer.train`` runs to a step count, so the budget is turned into steps from the
-    measured time per step, re-measured at least every 30 s (the machine may get busier).
-    Each ``train()`` call ends with a sample grid and a checkpoint, which the trainer's
-    clock (``history["seconds"]``, the time spent in steps) does not count.
+    ``train`` runs to a step count, so the budget is turned into steps from the measured
+    time per step, re-measured at least every 30 s (the machine may get busier): each
+    ``train`` call after the probe resumes from the checkpoint the previous one ended
+    with, which makes the steps exactly those of one uninterrupted run. The sample grid
+    and checkpoint at the end of each call, and the loading of the checkpoint, are not
+    counted by the run's clock (``history["seconds"]``, the time spent in steps).
     """
     out = Path(args.out) / "-".join(f"{settings['model']} {settings['loss']}".split())
     config = MnistConfig(
-        **settings, seed=args.seed, device="cpu", steps=args.probe_steps, out=str(out)
-    )
-    config.sample_every = config.checkpoint_every = 10**9  # only at the end of each train()
-    generator, discriminator = build_models(config)
+        **settings, seed=args.seed, device="cpu", steps=args.probe_steps, out=str(out),
+        sample_every=10**9, checkpoint_every=10**9,  # only at the end of each train()
+    )  # fmt: skip
+    critic = LOSSES[config.loss].critic
+    generator, discriminator = models.mnist_models(config.model, config.z_dim, critic, config.seed)
     loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
-    trainer = GANTrainer(generator, discriminator, loader, config, stream=io.StringIO())
-    trainer.train()  # the probe; its first step (allocations) is left out of the rate
-    while True:
-        times = trainer.history["seconds"]
+    run = train(generator, discriminator, loader, config, stream=io.StringIO())  # the probe
+    while True:  # the probe's first step (allocations) is left out of the rate
+        times = run.history["seconds"]
         per_step = (times[-1] - times[0]) / (len(times) - 1)
         left = seconds - times[-1]
         if left < per_step / 2:
-            return trainer
-        config.steps = trainer.step + max(1, round(min(left, 30.0) / per_step))
-        trainer.train()
+            return run
+        config.steps = run.step + max(1, round(min(left, 30.0) / per_step))
+        config.resume = True
+        run = train(generator, discriminator, loader, config, stream=io.StringIO())
 
 
 def main() -> None:
@@ -82,6 +87,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(CONFIGS), help="configurations")
     parser.add_argument("--out", default="runs/quality", help="folder of the runs")
     args = parser.parse_args()
+    if args.probe_steps < 2:
+        parser.error("--probe-steps must be at least 2: the first step is not timed")
 
     images, _ = data.load_mnist_or_bundled(download=False, log=print)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -93,14 +100,14 @@ def main() -> None:
     rows = []
     for name in args.only:
         settings, demo = CONFIGS[name]
-        trainer = train_for(settings, 60.0 * args.minutes, images, args)
-        wall = trainer.history["seconds"][-1]
+        run = train_for(settings, 60.0 * args.minutes, images, args)
+        wall = run.history["seconds"][-1]
         z = np.random.default_rng([args.seed, 99]).standard_normal(
-            (args.samples, trainer.config.z_dim), dtype=np.float32
+            (args.samples, run.config.z_dim), dtype=np.float32
         )
-        scores = metrics.score(generate_many(trainer.generator, z))
-        print(f"{name}: {trainer.step} steps in {wall:.0f} s; {scores.summary()}", flush=True)
-        rows.append((f"{name} (`{demo}`)", trainer.step, wall, scores))
+        scores = metrics.score(generate_many(run.generator, z))
+        print(f"{name}: {run.step} steps in {wall:.0f} s; {scores.summary()}", flush=True)
+        rows.append((f"{name} (`{demo}`)", run.step, wall, scores))
     floor = metrics.real_floor()
 
     print()

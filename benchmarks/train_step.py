@@ -7,7 +7,7 @@
 Three steps, each timed as the median of ``--repeats`` runs after a warm-up, the two
 frameworks interleaved in one process with the same thread count:
 
-* DCGAN-28 LSGAN (DESIGN.md), batch 64: one D update + one G update.
+* DCGAN-28 LSGAN (demos/mnist_lsgan.py), batch 64: one D update + one G update.
 * WGAN-GP critic update on DCGAN-28's critic (no BatchNorm), batch 64: the loss plus the
   gradient penalty, whose gradient is a double backward.
 * MLP GAN (noise 96 -> 1024 -> 1024 -> 784; 784 -> 256 -> 256 -> 1), batch 128: one D
@@ -35,10 +35,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import tinygan as tg  # noqa: E402
-from benchmarks.common import frameworks, median_ms, print_environment  # noqa: E402
-from tinygan import losses, models, nn  # noqa: E402
-from tinygan.optim import Adam  # noqa: E402
+import tinygan as tg
+from benchmarks.common import frameworks, median_ms, print_environment
+from tinygan import models, nn
+from tinygan.gan import LOSSES, d_step, g_step
+from tinygan.optim import Adam
 
 
 # ------------------------------------------------------------------------------ FLOPs
@@ -102,34 +103,23 @@ def make_cases(rng: np.random.Generator) -> list[Case]:
 
 
 def tinygan_step(case: Case, device: str, data: Callable) -> Callable[[], None]:
+    """The step as the demos run it: :func:`tinygan.gan.d_step` and :func:`~tinygan.gan.g_step`."""
     g, d = case.g.to(device), case.d.to(device)
     opt_g = Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    d_loss_fn = losses.lsgan_d_loss if case.loss == "lsgan" else losses.gan_d_loss
-    g_loss_fn = losses.lsgan_g_loss if case.loss == "lsgan" else losses.gan_g_loss
+    family = LOSSES[case.loss]
     gp_rng = np.random.default_rng(1)
-
-    def update(loss, module, opt):
-        params = list(module.parameters())
-        for p, grad in zip(params, tg.grad(loss, params, allow_unused=True)):
-            p.grad = grad
-        opt.step()
 
     def step():
         real_np, z_np = data()
         real, z = tg.Tensor(real_np).to(device), tg.Tensor(z_np).to(device)
-        if case.loss == "wgan-gp":
+        if family.critic:  # the critic update alone, with the gradient penalty
             with tg.no_grad():
                 fake = g(z)
-            loss = losses.wgan_d_loss(d(real), d(fake))
-            loss = loss + losses.gradient_penalty(d, real, fake, 10.0, rng=gp_rng)
-            update(loss, d, opt_d)
-            return loss.data
+            return d_step(d, opt_d, family.d_loss, real, fake, 10.0, gp_rng).loss.data
         fake = g(z)
-        update(d_loss_fn(d(real), d(fake.detach())), d, opt_d)
-        g_loss = g_loss_fn(d(fake))
-        update(g_loss, g, opt_g)
-        return g_loss.data
+        d_step(d, opt_d, family.d_loss, real, fake.detach())
+        return g_step(d, opt_g, family.g_loss, fake).data
 
     return step
 

@@ -40,9 +40,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from tinygan.utils.cli import parse_config, require_positive
-
 from tinygan.data import DatasetError, user_cache_dir
+from tinygan.utils.cli import parse_config, require_positive
 
 DEBIAN_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 INSTALL_HINT = (

@@ -1,7 +1,7 @@
 """The original GAN on MNIST, with the classic course-assignment MLPs.
 
     python demos/mnist_gan.py                  # about 4 minutes on a 2-core laptop CPU
-    python demos/mnist_gan.py --saturating     # the original minimax generator loss
+    python demos/mnist_gan.py --loss gan-saturating   # the original minimax generator loss
 
 D is trained as a binary classifier on logits (binary cross-entropy, real -> 1, fake -> 0);
 G, by default, with the non-saturating loss -log D(G(z)) (Goodfellow et al., 2014):

@@ -3,7 +3,7 @@
     python docs/make_figures.py        # about a minute on a 2-core CPU
 
 Every number in the figures is computed here with tinygan (its ops, losses, models and
-trainer) and every picture is drawn with tinygan.images (Pillow):
+training steps) and every picture is drawn with tinygan.utils.images (Pillow):
 
 * generator_gradients.png: |dL_G/df| per sample against D's logit f, for the saturating
   and the non-saturating generator loss (chapter 5);
@@ -29,16 +29,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-import tinygan as tg  # noqa: E402
-from tinygan import data, losses, models, optim  # noqa: E402
-from tinygan.images import save_grid, save_loss_plot  # noqa: E402
-from tinygan.train import GANTrainer, TrainConfig, generate  # noqa: E402
+import tinygan as tg
+from tinygan import data, losses, models, optim
+from tinygan.gan import LOSSES, d_step, g_step, generate
+from tinygan.train import TrainConfig, make_optimizer
+from tinygan.utils.images import save_grid, save_loss_plot
+from tinygan.utils.streams import RandomStreams
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 
 MNIST_STEPS = 1500  # generator updates of the MNIST run
 GRID_STEPS = (0, 50, 200, 500, 1000, 1500)  # the rows of mnist_samples.png
-GRID_COLUMNS = 16  # samples per row (the first 16 of the trainer's fixed noise)
+GRID_COLUMNS = 16  # samples per row (the first 16 of the run's grid noise)
 METRICS_EVERY = 10  # steps between points of mnist_metrics.png
 DIVERSITY_SAMPLES = 256
 
@@ -87,14 +89,8 @@ def train_toy_lsgan(g_batch_norm: bool, seed: int = 0, steps: int = 1500) -> np.
         opt_g.lr = opt_d.lr = 1e-3 * (1.0 - step / steps)
         real = tg.tensor(_toy_data(rng, 256))
         fake = generator(tg.tensor(rng.standard_normal((256, 4)), dtype="float32"))
-        d_loss = losses.lsgan_d_loss(discriminator(real), discriminator(fake.detach()))
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-        g_loss = losses.lsgan_g_loss(discriminator(fake))
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
+        d_step(discriminator, opt_d, losses.lsgan_d_loss, real, fake.detach())
+        g_step(discriminator, opt_g, losses.lsgan_g_loss, fake)
     generator.eval()
     with tg.no_grad():
         z = tg.tensor(rng.standard_normal((10_000, 4)), dtype="float32")
@@ -138,34 +134,40 @@ def mean_pairwise_distance(images: np.ndarray) -> float:
 
 
 def mnist_run() -> None:
-    """Train demos/mnist_gan.py's MLP GAN for a while; draw samples, losses and metrics."""
+    """Train demos/mnist_gan.py's MLP GAN for a while; draw samples, losses and metrics.
+
+    The loop is that of ``tinygan.train.train`` (k = 1), written out here to look at G
+    between steps; it writes no files (``train`` would): the figures are all this run leaves.
+    """
     images, _ = data.load_mnist("test", root=data.bundled_dataset_dir("mnist"), download=False)
-    # train_step writes no files (train() would): the figures are all this run leaves.
     config = TrainConfig(
         loss="gan", z_dim=96, batch_size=128, lr_g=1e-3, lr_d=1e-3, steps=MNIST_STEPS,
         device="cpu", seed=0,
     )  # fmt: skip
-    rng = np.random.default_rng(config.seed)  # as demos/mnist_common.py builds them
-    generator = models.mlp_generator(config.z_dim, rng=rng)
-    discriminator = models.mlp_discriminator(rng=rng)
+    family = LOSSES[config.loss]
+    generator, discriminator = models.mnist_models("mlp", config.z_dim, seed=config.seed)
+    opt_g = make_optimizer(generator.parameters(), config.lr_g, config)
+    opt_d = make_optimizer(discriminator.parameters(), config.lr_d, config)
     loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
-    trainer = GANTrainer(generator, discriminator, loader, config)
+    streams = RandomStreams(config.seed)
 
-    grid_noise = trainer.fixed_noise[:GRID_COLUMNS]
+    grid_noise = tg.tensor(streams.grid_noise(64, config.z_dim)[:GRID_COLUMNS])
     z = np.random.default_rng(1).standard_normal((DIVERSITY_SAMPLES, config.z_dim))
     diversity_noise = tg.tensor(z, dtype="float32")
-    real = data.images_to_float(images[:DIVERSITY_SAMPLES])
-    real_diversity = mean_pairwise_distance(real)
+    real_diversity = mean_pairwise_distance(data.images_to_float(images[:DIVERSITY_SAMPLES]))
 
     grids = {0: generate(generator, grid_noise)}
     history = {name: [] for name in ("d_loss", "g_loss", "d_real", "d_fake")}
     metric_steps, d_real, d_fake, diversity = [], [], [], []
     start = time.perf_counter()
-    while trainer.step < MNIST_STEPS:
-        values = trainer.train_step()
+    for step in range(1, MNIST_STEPS + 1):
+        real = tg.tensor(loader.batch(step))
+        fake = generator(tg.tensor(streams.noise(step, config.batch_size, config.z_dim)))
+        d = d_step(discriminator, opt_d, family.d_loss, real, fake.detach())
+        g_loss = g_step(discriminator, opt_g, family.g_loss, fake)
+        values = d.summary(family.logits) | {"g_loss": g_loss.item()}
         for name in history:
             history[name].append(values[name])
-        step = trainer.step
         if step in GRID_STEPS:
             grids[step] = generate(generator, grid_noise)
         if step % METRICS_EVERY == 0:
