@@ -4,7 +4,7 @@
     python benchmarks/ops.py --device cuda   # CuPy against PyTorch CUDA
     OPENBLAS_NUM_THREADS=1 python benchmarks/ops.py   # both on one thread
 
-Each row is a layer of the DCGAN-28 reference model of DESIGN.md at batch 64, timed as the
+Each row is a layer of the DCGAN-28 reference model (CONTRIBUTING.md) at batch 64, timed as the
 median of ``--repeats`` runs after a warm-up: the forward pass alone (no graph recorded)
 and forward + backward (gradients of input and weight). PyTorch runs with the same number
 of threads, interleaved in the same process, on the same data.
