@@ -4,11 +4,10 @@
     python benchmarks/ops.py --device cuda   # CuPy against PyTorch CUDA
     OPENBLAS_NUM_THREADS=1 python benchmarks/ops.py   # both on one thread
 
-Each row is a layer of DCGAN-28 (``tinygan.models.dcgan28_generator`` and
-``dcgan28_discriminator``) at batch 64, timed as the median of ``--repeats`` runs after a
-warm-up: the forward pass alone (no graph recorded) and forward + backward (gradients of
-input and weight). PyTorch runs with the same number of threads, interleaved in the same
-process, on the same data.
+Each row is a layer of the DCGAN-28 reference model (CONTRIBUTING.md) at batch 64, timed as
+the median of ``--repeats`` runs after a warm-up: the forward pass alone (no graph recorded)
+and forward + backward (gradients of input and weight). PyTorch runs with the same number
+of threads, interleaved in the same process, on the same data.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@
 Three steps, each timed as the median of ``--repeats`` runs after a warm-up, the two
 frameworks interleaved in one process with the same thread count:
 
-* DCGAN-28 LSGAN (demos/mnist_lsgan.py), batch 64: one D update + one G update.
+* DCGAN-28 LSGAN (the reference model of CONTRIBUTING.md), batch 64: one D update + one G
+  update.
 * WGAN-GP critic update on DCGAN-28's critic (no BatchNorm), batch 64: the loss plus the
   gradient penalty, whose gradient is a double backward.
 * MLP GAN (noise 96 -> 1024 -> 1024 -> 784; 784 -> 256 -> 256 -> 1), batch 128: one D

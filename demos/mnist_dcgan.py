@@ -2,7 +2,7 @@
 
     python demos/mnist_dcgan.py                # about 8 minutes on a 2-core laptop CPU
 
-Same networks as demos/mnist_lsgan.py (DESIGN.md's DCGAN-28: transposed convolutions with
+Same networks as demos/mnist_lsgan.py (DCGAN-28, CONTRIBUTING.md: transposed convolutions with
 BatchNorm and ReLU in G, strided convolutions with LeakyReLU(0.2) in D, N(0, 0.02) init),
 trained with binary cross-entropy on logits and the non-saturating generator loss.
 Output in runs/mnist_dcgan/.

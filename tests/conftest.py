@@ -1,8 +1,11 @@
-"""Shared fixtures: the device every device-aware test runs on."""
+"""Shared fixtures: the device every device-aware test runs on, and real Fashion-MNIST."""
+
+from pathlib import Path
 
 import pytest
 
 import tinygan as tg
+from tinygan import data
 
 
 @pytest.fixture(params=["cpu", "cuda"])
@@ -11,3 +14,33 @@ def device(request: pytest.FixtureRequest) -> str:
     if request.param == "cuda" and not tg.cuda_available():
         pytest.skip("CUDA is not available (CuPy not installed or no NVIDIA GPU)")
     return request.param
+
+
+def _installed_fashion_mnist() -> Path | None:
+    """The first folder of the loader's own search list that holds all four Fashion-MNIST
+    files, ``.gz`` or not: ``$TINYGAN_DATA/fashion-mnist``, the user cache
+    (``~/.cache/tinygan/fashion-mnist``), Debian's ``/usr/share/datasets/fashion-mnist``."""
+    for folder in data.dataset_search_dirs(data.FASHION_MNIST):
+        if all(
+            (folder / name).is_file() or (folder / name.removesuffix(".gz")).is_file()
+            for name in data.FASHION_MNIST.md5
+        ):
+            return folder
+    return None
+
+
+# Looked up once, while the tests are collected: before any test's fixtures can change the
+# environment (tests/test_data.py hides TINYGAN_DATA, HOME and the system folders).
+_FASHION_MNIST = _installed_fashion_mnist()
+
+
+@pytest.fixture
+def fashion_mnist_root() -> Path:
+    """The folder holding the real Fashion-MNIST; the test is skipped when there is none."""
+    if _FASHION_MNIST is None:
+        pytest.skip(
+            "Fashion-MNIST not found: put its four files in $TINYGAN_DATA/fashion-mnist, "
+            "install Debian's dataset-fashion-mnist, or download both splits once with "
+            "tinygan.data.load_fashion_mnist"
+        )
+    return _FASHION_MNIST

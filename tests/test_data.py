@@ -25,7 +25,6 @@ from tinygan.utils.idx import read_idx
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = REPO / "datasets" / "mnist"
-SHARED_FASHION = REPO.parent / "shared" / "datasets" / "fashion-mnist"
 TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 
@@ -291,9 +290,8 @@ def test_missing_split_without_download_names_the_folders(tmp_path):
     assert str(tmp_path / "xdg-cache" / "tinygan" / "mnist") in str(info.value)
 
 
-@pytest.mark.skipif(not SHARED_FASHION.is_dir(), reason="../shared/datasets not present")
-def test_real_fashion_mnist_test_split():
-    images, labels = data.load_fashion_mnist("test", root=SHARED_FASHION, download=False)
+def test_real_fashion_mnist_test_split(fashion_mnist_root):
+    images, labels = data.load_fashion_mnist("test", root=fashion_mnist_root, download=False)
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     np.testing.assert_array_equal(np.bincount(labels), [1000] * 10)
 

@@ -31,11 +31,9 @@ def run_demo(script: str, *args: str) -> str:
         ("mnist_wgan_gp.py", ["--d-steps", "2"]),
     ],
 )
-def test_mnist_demo_trains_then_samples(tmp_path, script, extra):
-    if "fashion-mnist" in extra:  # the copy in the workplace's shared/ folder, beside the repo
-        fashion = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fashion-mnist"
-        if not fashion.exists():
-            pytest.skip(f"Fashion-MNIST is not at {fashion}")
+def test_mnist_demo_trains_then_samples(request, tmp_path, script, extra):
+    if "fashion-mnist" in extra:  # real data, where the loader finds it (else skipped)
+        fashion = request.getfixturevalue("fashion_mnist_root")
         extra = [*extra, "--data-root", str(fashion)]
     out = tmp_path / "run"
     common = ["--steps", "2", "--sample-every", "1", "--no-download", "--out", str(out)]

@@ -1,12 +1,15 @@
-"""The guided tour (docs/) and the README cannot rot.
+"""The guided tour (docs/), the README, CONTRIBUTING.md and CHANGELOG.md cannot rot.
 
-* Every ```python block of docs/*.md and README.md runs: the blocks of one file in order,
-  in one namespace (so a later block may use what an earlier one defined), in a temporary
+* Every ```python block of these files runs: the blocks of one file in order, in one
+  namespace (so a later block may use what an earlier one defined), in a temporary
   working directory. A failure names the file, the block and the line of the Markdown file.
-* Every relative link of the tour points at a file that exists, and a link whose text is a
+* Every relative link of the tour, the contributor's guide and the changelog (and the
+  README's links into docs/) points at a file that exists, and a link whose text is a
   name in backticks, such as [`sum_to`](../tinygan/ops.py), names a function, class or
   module-level variable defined in that file.
-* Every chapter ends with an exercise whose `python -m pytest ...` command selects tests.
+* Every chapter ends with an exercise whose `python -m pytest ...` command selects tests,
+  and every such command in these files selects at least one test.
+* The version in pyproject.toml is ``tinygan.__version__`` and has a CHANGELOG.md section.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from pathlib import Path
 
 import pytest
 
+import tinygan
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 CHAPTERS = sorted(DOCS.glob("[0-9][0-9]-*.md"))
-DOC_FILES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
+GUIDES = ("README.md", "CONTRIBUTING.md", "CHANGELOG.md")
+DOC_FILES = sorted(DOCS.glob("*.md")) + [ROOT / name for name in GUIDES]
 
 LINK = re.compile(r"!?\[([^\]]*)\]\(([^)\s]+)\)")
 PYTEST_COMMAND = re.compile(r"python -m pytest [^`\n]*")
@@ -164,3 +170,11 @@ def test_every_cited_pytest_command_selects_tests():
     counts = json.loads(result.stdout.strip().splitlines()[-1])
     empty = [command for command, n in zip(commands.values(), counts) if n == 0]
     assert not empty, f"these commands select no test: {empty}"
+
+
+def test_the_changelog_describes_the_current_version():
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    version = re.search(r'^version = "([^"]+)"$', pyproject, re.MULTILINE).group(1)
+    assert tinygan.__version__ == version, "pyproject.toml and tinygan.__version__ differ"
+    headings = re.findall(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8"), re.M)
+    assert version in headings, f"CHANGELOG.md has no section for version {version}"

@@ -79,8 +79,9 @@ def mlp_discriminator(
 
 
 def dcgan28_generator(z_dim: int = 100, rng: np.random.Generator | None = None) -> nn.Sequential:
-    """DCGAN-28 generator (DESIGN.md): z -> 128x7x7 -> 64x14x14 -> 1x28x28.
+    """DCGAN-28 generator: z -> 128x7x7 -> 64x14x14 -> 1x28x28.
 
+    The generator of the demos and of the benchmarks' reference model (CONTRIBUTING.md).
     Initialised as the DCGAN paper does (weights N(0, 0.02), BatchNorm scales N(1, 0.02),
     biases 0): with PyTorch's default initialisation the LSGAN discriminator wins at once
     and the generator learns nothing in the first thousand steps (we measured both).
@@ -103,8 +104,9 @@ def dcgan28_generator(z_dim: int = 100, rng: np.random.Generator | None = None) 
 def dcgan28_discriminator(
     batch_norm: bool = True, rng: np.random.Generator | None = None
 ) -> nn.Sequential:
-    """DCGAN-28 discriminator (DESIGN.md): 1x28x28 -> 64x14x14 -> 128x7x7 -> 1.
+    """DCGAN-28 discriminator: 1x28x28 -> 64x14x14 -> 128x7x7 -> 1.
 
+    The discriminator of the demos and of the benchmarks' reference model (CONTRIBUTING.md).
     ``batch_norm=False`` gives the WGAN-GP critic: the gradient penalty is defined per
     sample, and BatchNorm would couple the samples of a batch. Initialised N(0, 0.02) as
     the generator.
