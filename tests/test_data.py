@@ -3,10 +3,13 @@ folders and batches. No test touches the internet: every dataset's mirrors point
 closed local port unless a test serves the files itself."""
 
 import dataclasses
+import errno
 import functools
 import gzip
 import hashlib
 import http.server
+import os
+import re
 import shutil
 import socket
 import struct
@@ -20,6 +23,7 @@ from PIL import Image
 
 from tinygan import data
 from tinygan.data import DatasetError, DownloadError
+from tinygan.utils import image_folder
 from tinygan.utils.download import download
 from tinygan.utils.idx import read_idx
 
@@ -254,7 +258,7 @@ def test_load_mnist_downloads_into_the_cache(server, monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------- lookup order
-def test_lookup_order_root_then_tinygan_data_then_cache(monkeypatch, tmp_path):
+def test_lookup_order_root_alone_else_tinygan_data_then_cache(monkeypatch, tmp_path):
     write_split(tmp_path / "root", TEST_FILES, 1)
     write_split(tmp_path / "env" / "mnist", TEST_FILES, 2, gz=False)  # uncompressed names
     write_split(tmp_path / "xdg-cache" / "tinygan" / "mnist", TEST_FILES, 3)
@@ -264,7 +268,6 @@ def test_lookup_order_root_then_tinygan_data_then_cache(monkeypatch, tmp_path):
         return len(data.load_mnist("test", download=False, **kwargs)[0])
 
     assert count(root=tmp_path / "root") == 1
-    assert count(root=tmp_path / "empty") == 2  # a root without the files falls through
     assert count() == 2
     monkeypatch.delenv("TINYGAN_DATA")
     assert count() == 3
@@ -283,11 +286,65 @@ def test_fashion_mnist_searches_its_system_folder(monkeypatch, tmp_path):
     assert data.dataset_search_dirs(fashion)[-1] == tmp_path / "usr-share"
 
 
-def test_missing_split_without_download_names_the_folders(tmp_path):
+def test_missing_split_without_download_names_the_folders(monkeypatch, tmp_path):
+    monkeypatch.setenv("TINYGAN_DATA", str(tmp_path / "env"))
     with pytest.raises(DatasetError, match="train split not found") as info:
-        data.load_mnist("train", root=tmp_path / "nowhere", download=False)
-    assert str(tmp_path / "nowhere") in str(info.value)
+        data.load_mnist("train", download=False)
+    assert str(tmp_path / "env" / "mnist") in str(info.value)
     assert str(tmp_path / "xdg-cache" / "tinygan" / "mnist") in str(info.value)
+
+
+LOADERS = {  # (root, download, log) -> the train split or its images
+    "load_mnist": lambda *args: data.load_mnist("train", *args[:2]),
+    "load_fashion_mnist": lambda *args: data.load_fashion_mnist("train", *args[:2]),
+    "load_mnist_or_bundled": lambda *args: data.load_mnist_or_bundled(*args),
+    "load_training_images": lambda *args: data.load_training_images("mnist", *args),
+}
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize("download", [False, True])
+def test_missing_root_is_an_error_naming_it_and_is_never_created(tmp_path, loader, download):
+    root = tmp_path / "typo" / "mnist"
+    with pytest.raises(DatasetError, match="does not exist") as info:
+        LOADERS[loader](root, download, None)
+    assert str(root) in str(info.value)
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(DatasetError, match="is not a folder"):
+        LOADERS[loader](tmp_path / "a-file", download, None)
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize("download", [False, True])
+def test_root_without_the_files_is_never_replaced(monkeypatch, tmp_path, loader, download):
+    """Neither $TINYGAN_DATA nor the bundled digits stand in for a root the user named."""
+    for name in ("mnist", "fashion-mnist"):
+        write_split(tmp_path / "env" / name, TRAIN_FILES, 3)
+    monkeypatch.setenv("TINYGAN_DATA", str(tmp_path / "env"))
+    write_split(tmp_path / "half", TRAIN_FILES[:1], 3)  # the images, not the labels
+    (tmp_path / "empty").mkdir()
+    lines = []
+    for root, missing in (("empty", TRAIN_FILES), ("half", TRAIN_FILES[1:])):
+        with pytest.raises(DatasetError, match="train split not found") as info:
+            LOADERS[loader](tmp_path / root, download, lines.append)
+        message = str(info.value)
+        assert f"the root {tmp_path / root} lacks {' and '.join(missing)}" in message
+        assert ("could not download" in message) == download
+    assert lines == [] and sorted(p.name for p in (tmp_path / "empty").iterdir()) == []
+
+
+def test_download_into_a_given_root(server, monkeypatch, tmp_path):
+    url, www = server
+    for name in TRAIN_FILES:
+        shutil.copy(BUNDLED / name.replace("train", "t10k"), www / name)
+    md5 = {name: data.MNIST.md5[name.replace("train", "t10k")] for name in TRAIN_FILES}
+    monkeypatch.setattr(data, "MNIST", dataclasses.replace(data.MNIST, mirrors=(url,), md5=md5))
+    (tmp_path / "root").mkdir()
+    lines = []
+    images, _ = data.load_mnist_or_bundled(root=tmp_path / "root", log=lines.append, timeout=2)
+    assert len(images) == 10000 and lines == []
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == sorted(TRAIN_FILES)
 
 
 def test_real_fashion_mnist_test_split(fashion_mnist_root):
@@ -356,6 +413,9 @@ def test_empty_or_unreadable_folders_are_clear_errors(tmp_path):
     with pytest.raises(DatasetError, match="no image files") as info:
         data.load_image_folder(tmp_path / "empty")
     assert str(tmp_path / "empty") in str(info.value)
+    (tmp_path / "empty" / "notes.txt").write_text("no picture")
+    with pytest.raises(DatasetError, match="notes.txt: not an image file"):
+        data.load_image_folder(tmp_path / "empty")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x.jpg").write_bytes(b"garbage")
     with pytest.raises(DatasetError, match="none of its 1 image files could be read"):
@@ -398,6 +458,281 @@ def test_image_folder_progress_and_cache_dir(tmp_path):
     )
     assert result.cache_path.parent == tmp_path / "mycache"
     assert calls[-1] == (7, 7) and calls == sorted(calls)
+
+
+# --------------------------------------------------------------------------- pixel modes
+def uniform(mode: str, value, side: int = 8, **info) -> Image.Image:
+    """A ``side`` x ``side`` picture of one value in ``mode``, with ``info`` set."""
+    dtypes = {"I;16": np.uint16, "I": np.int32, "F": np.float32}
+    if mode in dtypes:
+        image = Image.fromarray(np.full((side, side), value, dtypes[mode]))
+    elif mode == "I;16B":
+        image = Image.frombytes(mode, (side, side), np.full(side * side, value, ">u2").tobytes())
+    else:
+        image = Image.new(mode, (side, side), value)
+    if mode in ("P", "PA"):
+        image.putpalette([255, 0, 0, 0, 0, 255])  # 0: red, 1: blue
+    image.info.update(info)
+    return image
+
+
+GREY_128 = (128, 128, 128)
+WHITE = (255, 255, 255)
+MODE_CASES = {  # file name: (picture, save options, expected RGB)
+    "i16_half.png": (uniform("I;16", 32768), {}, GREY_128),  # Pillow's own: white
+    "i16_exact.png": (uniform("I;16", 128 * 257), {}, GREY_128),
+    "i16_dark.png": (uniform("I;16", 1000), {}, (4, 4, 4)),  # 3.89
+    "i16_full.png": (uniform("I;16", 65535), {}, WHITE),
+    "i16_transparent.png": (uniform("I;16", 0), {"transparency": 0}, WHITE),
+    "i16b.tif": (uniform("I;16B", 32768), {}, GREY_128),
+    "i32.tif": (uniform("I", 32896), {}, GREY_128),
+    "float_unit.tif": (uniform("F", 0.5), {}, GREY_128),  # 127.5 rounds to 128
+    "float_bytes.tif": (uniform("F", 200.0), {}, (200, 200, 200)),
+    "one_bit.png": (uniform("1", 1), {}, WHITE),
+    "grey_transparent.png": (uniform("L", 0), {"transparency": 0}, WHITE),
+    "rgb_transparent.png": (uniform("RGB", (1, 2, 3)), {"transparency": (1, 2, 3)}, WHITE),
+    "rgb_other_colour.png": (uniform("RGB", (9, 2, 3)), {"transparency": (1, 2, 3)}, (9, 2, 3)),
+    "palette.png": (uniform("P", 1), {}, (0, 0, 255)),
+    "palette_transparent.png": (uniform("P", 0), {"transparency": 0}, WHITE),
+    "grey_alpha.png": (uniform("LA", (0, 0)), {}, WHITE),
+    "grey_half_alpha.png": (uniform("LA", (0, 128)), {}, (127, 127, 127)),
+    "palette_alpha.tif": (uniform("PA", (0, 0)), {}, WHITE),
+    "cmyk.tif": (uniform("CMYK", (0, 255, 255, 0)), {}, (255, 0, 0)),
+}
+
+
+@pytest.mark.parametrize("name", MODE_CASES)
+def test_every_pillow_mode_becomes_the_right_rgb(tmp_path, name):
+    picture, options, expected = MODE_CASES[name]
+    (tmp_path / "imgs").mkdir()
+    picture.save(tmp_path / "imgs" / name, **options)
+    result = data.load_image_folder(tmp_path / "imgs", size=8, cache=False)
+    assert result.images.shape == (1, 3, 8, 8)
+    np.testing.assert_array_equal(result.images[0].reshape(3, -1).T, [expected] * 64)
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    uniform("CMYK", (0, 255, 255, 0)).save(tmp_path / "imgs" / "cmyk.jpg", quality=95)
+    images = data.load_image_folder(tmp_path / "imgs", size=8, cache=False).images
+    assert np.abs(images[0].reshape(3, -1).T.astype(int) - [255, 0, 0]).max() <= 3
+
+
+@pytest.mark.parametrize(
+    "picture, expected",
+    [
+        (uniform("RGBa", (0, 0, 0, 0)), WHITE),  # premultiplied, fully transparent
+        (uniform("RGBa", (50, 100, 150, 255)), (50, 100, 150)),
+        (uniform("La", (0, 0)), WHITE),  # Pillow converts La only to LA
+        (uniform("La", (90, 255)), (90, 90, 90)),
+    ],
+)
+def test_premultiplied_alpha_composites_over_white(picture, expected):
+    """RGBa and La exist only in memory (no file format stores them)."""
+    from tinygan.utils.image_folder import _to_rgb
+
+    rgb = _to_rgb(picture)
+    assert rgb.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(rgb).reshape(-1, 3), [expected] * 64)
+
+
+@pytest.mark.parametrize(
+    "picture, message",
+    [
+        (uniform("I", 70000), r"I pixels span 70000\.\.70000, outside the 16-bit range"),
+        (uniform("I", -1), r"I pixels span -1\.\.-1, outside the 16-bit range"),
+        (uniform("F", 300.0), r"float pixels span 300\.\.300, neither 0\.\.1 nor 0\.\.255"),
+        (uniform("F", -0.5), r"float pixels span -0\.5\.\.-0\.5"),
+        (uniform("F", float("nan")), "NaN or infinite"),
+    ],
+)
+def test_pixels_of_unknown_range_are_unreadable_not_guessed(tmp_path, picture, message):
+    (tmp_path / "imgs").mkdir()
+    picture.save(tmp_path / "imgs" / "odd.tif")
+    uniform("L", 7).save(tmp_path / "imgs" / "plain.png")
+    result = data.load_image_folder(tmp_path / "imgs", size=8, cache=False)
+    assert len(result.images) == 1 and (result.images == 7).all()
+    assert result.skipped == 1 and result.unreadable_paths == [tmp_path / "imgs" / "odd.tif"]
+    assert re.search(message, result.unreadable[0].reason)
+
+
+# --------------------------------------------------------------------------- files left out
+def symlink(link: Path, target: Path | str) -> None:
+    """``link`` -> ``target``, or skip the test where the platform cannot make links."""
+    try:
+        link.symlink_to(target)
+    except (OSError, NotImplementedError) as e:
+        pytest.skip(f"no symbolic links here: {e}")
+
+
+def test_symlinked_folders_are_followed_once_and_loops_end(tmp_path):
+    root = tmp_path / "imgs"
+    (root / "sub").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    uniform("L", 10).save(root / "a.png")
+    uniform("L", 20).save(root / "sub" / "b.png")
+    uniform("L", 30).save(tmp_path / "elsewhere" / "c.png")
+    symlink(root / "linked", tmp_path / "elsewhere")  # a folder outside: followed
+    symlink(root / "sub" / "up", "..")  # an ancestor: a loop
+    symlink(root / "again", root / "sub")  # a second way into sub
+    symlink(root / "b-elsewhere", "linked")  # a link to a link: sorts first, so it is followed
+    symlink(root / "d_dangling.png", root / "nowhere.png")
+    symlink(root / "d_dangling.txt", root / "nowhere.txt")
+    symlink(root / "e_self.png", root / "e_self.png")  # a link to itself: ELOOP
+    result = data.load_image_folder(root, size=8, cache=False)
+    assert result.images[:, 0, 0, 0].tolist() == [10, 30, 20]  # a, b-elsewhere/c, sub/b
+    assert result.ignored_paths == [
+        root / "again",
+        root / "d_dangling.txt",
+        root / "linked",
+        root / "sub" / "up",
+    ]
+    assert result.ignored[0].reason == f"a second way into {root / 'sub'}, which is scanned once"
+    assert result.ignored[1].reason == f"a broken link (to {root / 'nowhere.txt'})"
+    assert result.ignored[3].reason == f"a second way into {root}, which is scanned once"
+    assert result.unreadable_paths == [root / "d_dangling.png", root / "e_self.png"]
+    assert result.skipped == 2
+
+
+def animated(path: Path, **options) -> None:
+    frames = [uniform("RGB", colour) for colour in ("red", "blue")]
+    frames[0].save(path, save_all=True, append_images=frames[1:], **options)
+
+
+def test_every_file_left_out_is_counted_listed_and_cached(monkeypatch, tmp_path):
+    root = tmp_path / "imgs"
+    make_image_folder(root)  # six readable images, nested/g_broken.jpg, notes.txt
+    animated(root / "h_animated.png")
+    animated(root / "h_animated.gif")
+    animated(root / "h_pages.tif")
+    animated(root / "h_animated.webp")
+    (root / "nested" / "i_cut.png").write_bytes((root / "a_wide.png").read_bytes()[:100])
+    first = data.load_image_folder(root, size=8)
+    assert len(first.images) == 6 and first.cache_warning is None
+    assert first.ignored_paths == [
+        root / name
+        for name in ("h_animated.gif", "h_animated.png", "h_animated.webp", "h_pages.tif")
+    ] + [root / "notes.txt"]
+    reasons = [item.reason for item in first.ignored]
+    assert reasons == ["2 frames (an animation or several pages)"] * 4 + ["not an image file"]
+    assert first.unreadable_paths == [
+        root / "nested" / "g_broken.jpg",
+        root / "nested" / "i_cut.png",
+    ]
+    assert first.skipped == 2
+    assert first.unreadable[0].reason == "Pillow does not recognise it as an image"
+    assert "truncated" in first.unreadable[1].reason
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("a cache hit must not open images")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Image, "open", no_open)
+        again = data.load_image_folder(root, size=8)
+    assert (again.ignored, again.unreadable) == (first.ignored, first.unreadable)
+    np.testing.assert_array_equal(again.images, first.images)
+    assert again.cache_path == first.cache_path and again.cache_warning is None
+
+
+# --------------------------------------------------------------------------- the cache
+def test_cache_follows_content_not_size_and_time(tmp_path):
+    """An edit that keeps the byte size and modification time (a BMP's size depends only
+    on its dimensions) still makes a new cache."""
+    (tmp_path / "imgs").mkdir()
+    path = tmp_path / "imgs" / "a.bmp"
+    uniform("RGB", (10, 20, 30)).save(path)
+    uniform("RGB", (40, 50, 60)).save(tmp_path / "imgs" / "b.bmp")
+    first = data.load_image_folder(tmp_path / "imgs", size=8)
+    stat = path.stat()
+    uniform("RGB", (200, 100, 0)).save(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    second = data.load_image_folder(tmp_path / "imgs", size=8)
+    assert second.images[0, :, 0, 0].tolist() == [200, 100, 0]
+    assert second.cache_path != first.cache_path and not first.cache_path.exists()
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def wrong_shape(path: Path) -> None:
+    with path.open("wb") as f:
+        np.savez(f, images=np.zeros((6, 3, 4, 4), np.uint8), left_out=np.zeros((0, 3), str))
+
+
+def wrong_count(path: Path) -> None:
+    with path.open("wb") as f:
+        np.savez(f, images=np.zeros((5, 3, 8, 8), np.uint8), left_out=np.zeros((0, 3), str))
+
+
+def single_array(path: Path) -> None:
+    with path.open("wb") as f:
+        np.save(f, np.zeros((6, 3, 8, 8), np.float32))
+
+
+def unknown_file_left_out(path: Path) -> None:
+    with path.open("wb") as f:
+        left_out = np.array([["unreadable", "no/such/file.jpg", "?"]])
+        np.savez(f, images=np.zeros((6, 3, 8, 8), np.uint8), left_out=left_out)
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(b"garbage" * 100)
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        truncate,
+        garbage,
+        empty,
+        wrong_shape,
+        wrong_count,
+        single_array,
+        unknown_file_left_out,
+    ],
+)
+def test_damaged_cache_is_rebuilt(monkeypatch, tmp_path, damage):
+    make_image_folder(tmp_path / "imgs")
+    first = data.load_image_folder(tmp_path / "imgs", size=8)
+    damage(first.cache_path)
+    rebuilt = data.load_image_folder(tmp_path / "imgs", size=8)
+    np.testing.assert_array_equal(rebuilt.images, first.images)
+    assert rebuilt.cache_path == first.cache_path and rebuilt.skipped == 1
+    assert rebuilt.cache_warning.startswith(f"the cache {first.cache_path} was damaged")
+    with monkeypatch.context() as patch:  # the rebuilt cache is whole again
+        patch.setattr(Image, "open", lambda *args: pytest.fail("the cache was not rebuilt"))
+        third = data.load_image_folder(tmp_path / "imgs", size=8)
+    np.testing.assert_array_equal(third.images, first.images)
+    assert third.cache_warning is None
+
+
+def full_disk(path):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+@pytest.mark.parametrize("unwritable", ["cache_dir_is_a_file", "disk_full"])
+def test_unwritable_cache_still_returns_the_images(monkeypatch, tmp_path, unwritable):
+    make_image_folder(tmp_path / "imgs")
+    expected = data.load_image_folder(tmp_path / "imgs", size=8, cache=False)
+    cache_dir = tmp_path / "cache"
+    if unwritable == "cache_dir_is_a_file":  # root ignores permissions: a file is sure to fail
+        cache_dir.write_bytes(b"")
+    else:
+        monkeypatch.setattr(image_folder, "atomic_write", full_disk)
+    result = data.load_image_folder(tmp_path / "imgs", size=8, cache_dir=cache_dir)
+    np.testing.assert_array_equal(result.images, expected.images)
+    assert result.cache_path is None and result.skipped == 1
+    assert "could not be written" in result.cache_warning
+    assert str(cache_dir) in result.cache_warning
+    if unwritable == "disk_full":
+        assert os.strerror(errno.ENOSPC) in result.cache_warning
+        assert list(cache_dir.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- batches

@@ -11,26 +11,28 @@ are converted to ``float32`` in [-1, 1] (the range of a generator ending in ``ta
     image folders          uint8 (N, 3, size, size)   RGB, centre-cropped, resized
     batches                float32 (B, C, H, W)       x / 127.5 - 1
 
-uint8 is four times smaller than float32: CelebA at 64x64 is 2.5 GB as float32 but
-0.6 GB as uint8, and converting one batch costs microseconds.
+uint8 is four times smaller than float32: CelebA at 64x64 is 10 GB as float32 but
+2.5 GB as uint8, and converting one batch costs microseconds.
 
 **Where MNIST comes from.** ``load_mnist(split, root)`` looks for the split's two IDX
 files (``train-images-idx3-ubyte.gz`` and ``train-labels-idx1-ubyte.gz``, or the same
-names without ``.gz``) in these folders, first match wins:
+names without ``.gz``). A ``root`` given by the caller is the only folder looked at: it
+must exist (it is never created), and the files missing there are downloaded into it or
+named in the error, never taken from elsewhere. Without ``root``, these folders are
+searched, first match wins:
 
-1. ``root``, when given;
-2. ``$TINYGAN_DATA/mnist`` (``$TINYGAN_DATA/fashion-mnist`` for Fashion-MNIST);
-3. the per-user cache ``$XDG_CACHE_HOME/tinygan/mnist``, by default ``~/.cache/tinygan/mnist``;
-4. for Fashion-MNIST only, ``/usr/share/datasets/fashion-mnist`` (Debian's
+1. ``$TINYGAN_DATA/mnist`` (``$TINYGAN_DATA/fashion-mnist`` for Fashion-MNIST);
+2. the per-user cache ``$XDG_CACHE_HOME/tinygan/mnist``, by default ``~/.cache/tinygan/mnist``;
+3. for Fashion-MNIST only, ``/usr/share/datasets/fashion-mnist`` (Debian's
    ``dataset-fashion-mnist`` package).
 
 When no folder has them and ``download=True``, they are downloaded into the first folder
-of that list from the dataset's public mirrors, checked against the published MD5 and
-written atomically. The repository ships the 10,000-image MNIST *test* set in
-``datasets/mnist``; :func:`load_mnist_or_bundled` falls back to it when the 60,000-image
-training set can be neither found nor downloaded. (Reading ``TINYGAN_DATA`` and
-``XDG_CACHE_HOME`` here is the one place where tinygan looks at the environment: data
-locations are a per-machine setting, like ``TORCH_HOME``.)
+of that list (created if needed) from the dataset's public mirrors, checked against the
+published MD5 and written atomically. The repository ships the 10,000-image MNIST *test*
+set in ``datasets/mnist``; without ``root``, :func:`load_mnist_or_bundled` falls back to it
+when the 60,000-image training set can be neither found nor downloaded. (Reading
+``TINYGAN_DATA`` and ``XDG_CACHE_HOME`` here is the one place where tinygan looks at the
+environment: data locations are a per-machine setting, like ``TORCH_HOME``.)
 
 **Batches.** :class:`BatchLoader` gives reproducible shuffled batches whose order is a pure
 function of ``(seed, step)``, so a resumed run sees exactly the batches of an
@@ -134,8 +136,14 @@ _SPLIT_FILES = {
 
 
 def dataset_search_dirs(dataset: IdxDataset, root: PathLike | None = None) -> list[Path]:
-    """The folders searched for ``dataset``'s files, in order (see the module docstring)."""
-    dirs = [Path(root)] if root is not None else []
+    """The folders searched for ``dataset``'s files, in order.
+
+    ``[root]`` alone when ``root`` is given, else the default search (see the module
+    docstring).
+    """
+    if root is not None:
+        return [Path(root)]
+    dirs = []
     if os.environ.get("TINYGAN_DATA"):
         dirs.append(Path(os.environ["TINYGAN_DATA"]) / dataset.name)
     dirs.append(user_cache_dir() / dataset.name)
@@ -178,24 +186,39 @@ def _load_idx_dataset(
 ) -> tuple[np.ndarray, np.ndarray]:
     if split not in _SPLIT_FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if root is not None and not Path(root).is_dir():
+        raise DatasetError(
+            f"the {dataset.title} folder given as root, {root}, "
+            f"{'is not a folder' if Path(root).exists() else 'does not exist'}: "
+            "give the folder that holds the IDX files, or create it to download them there"
+        )
     names = _SPLIT_FILES[split]
     dirs = dataset_search_dirs(dataset, root)
     for folder in dirs:
         found = [_find_file(folder, name) for name in names]
         if all(found):
             return _read_split(dataset, *found)
-    if not allow_download:
-        raise DatasetError(
+    if root is not None:
+        missing = " and ".join(name for name in names if _find_file(dirs[0], name) is None)
+        not_found = f"{dataset.title} {split} split not found: the root {root} lacks {missing}"
+    else:
+        not_found = (
             f"{dataset.title} {split} split not found: no folder of "
-            f"{', '.join(map(str, dirs))} holds both {names[0]} and {names[1]}, "
-            "and download=False"
+            f"{', '.join(map(str, dirs))} holds both {names[0]} and {names[1]}"
         )
+    if not allow_download:
+        raise DatasetError(f"{not_found} (with or without .gz), and download=False")
     target = dirs[0]
-    paths = [
-        _find_file(target, name)
-        or download([m + name for m in dataset.mirrors], target / name, dataset.md5[name], timeout)
-        for name in names
-    ]
+    try:
+        paths = [
+            _find_file(target, name)
+            or download(
+                [m + name for m in dataset.mirrors], target / name, dataset.md5[name], timeout
+            )
+            for name in names
+        ]
+    except DownloadError as e:
+        raise DownloadError(f"{not_found}, and {e}") from e
     return _read_split(dataset, *paths)
 
 
@@ -209,9 +232,10 @@ def load_mnist(
 
     Args:
         split: ``"train"`` or ``"test"``.
-        root: a folder holding the IDX files, searched first.
-        download: fetch missing files from the mirrors (MD5-checked) into the first
-            searched folder.
+        root: the folder holding the IDX files, the only one looked at when given; it
+            must exist. None searches the default folders (see the module docstring).
+        download: fetch missing files from the mirrors (MD5-checked) into ``root``, or
+            without it into the first default folder.
         timeout: seconds a mirror may stay silent before the next one is tried.
 
     Returns:
@@ -219,7 +243,8 @@ def load_mnist(
         ink, and uint8 ``(N,)`` digits 0..9.
 
     Raises:
-        DatasetError: the files are missing (and cannot be downloaded) or corrupt.
+        DatasetError: ``root`` is not a folder, or the files are missing (and cannot be
+            downloaded) or corrupt; the message names the folder and the files.
     """
     return _load_idx_dataset(MNIST, split, root, download, timeout)
 
@@ -248,12 +273,14 @@ def load_mnist_or_bundled(
     """MNIST for training: the 60,000-image train split, else the bundled 10,000 test images.
 
     The train split is looked for and downloaded as :func:`load_mnist` does. If that fails
-    (no internet, ``download=False``, a corrupt file), the test set shipped in the
-    repository's ``datasets/mnist`` is returned instead, and one line saying so and why
-    goes to ``log``: the demos pass ``print``; the library itself never prints.
+    in the default folders (no internet, ``download=False``, a corrupt file), the test set
+    shipped in the repository's ``datasets/mnist`` is returned instead, and one line saying
+    so and why goes to ``log``: the demos pass ``print``; the library itself never prints.
+    A ``root`` given by the caller gets no fallback: the train split must be there (or
+    downloadable into it), else the error says what is missing there.
 
     Args:
-        root: a folder holding the IDX files, searched first.
+        root: the folder holding the IDX files, the only one looked at when given.
         download: try the mirrors when the train split is not on disk.
         log: called with one line when falling back to the bundled set.
         timeout: seconds a mirror may stay silent before the next one is tried.
@@ -262,11 +289,14 @@ def load_mnist_or_bundled(
         ``(images, labels)`` as :func:`load_mnist`.
 
     Raises:
-        DatasetError: the train split is unavailable and so is the bundled folder.
+        DatasetError: ``root`` is given and lacks the train split (or is not a folder), or
+            the train split is unavailable and so is the bundled folder.
     """
     try:
         return load_mnist("train", root=root, download=download, timeout=timeout)
     except DatasetError as e:
+        if root is not None:  # the caller named the folder: nothing stands in for it
+            raise
         folder = bundled_dataset_dir("mnist")
         images, labels = _read_split(MNIST, *(folder / name for name in _SPLIT_FILES["test"]))
         if log is not None:
@@ -289,9 +319,11 @@ def load_training_images(
     """The training images of ``dataset``, uint8 (N, 28, 28), for the MNIST demos.
 
     Args:
-        dataset: "mnist" (:func:`load_mnist_or_bundled`: the bundled test set when the
-            training set is unavailable, said through ``log``) or "fashion-mnist".
-        root: a folder holding the IDX files, searched first.
+        dataset: "mnist" (:func:`load_mnist_or_bundled`: without ``root``, the bundled test
+            set when the training set is unavailable, said through ``log``) or
+            "fashion-mnist".
+        root: the folder holding the IDX files, the only one looked at when given (it must
+            exist, and no fallback replaces it).
         download: fetch missing files from the mirrors.
         log: receives the one line saying that MNIST fell back to the bundled images.
     """
