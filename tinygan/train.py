@@ -128,7 +128,7 @@ class MnistSettings:
 
     Attributes:
         dataset: "mnist" or "fashion-mnist".
-        data_root: a folder with the IDX files, searched before the usual places.
+        data_root: the folder with the IDX files (then the only one looked at).
         download: fetch missing files from the dataset's mirrors.
         model: "dcgan" (DCGAN-28, convolutional) or "mlp" (the classic fully connected GAN).
     """
