@@ -1,14 +1,28 @@
-"""DCGAN on any folder of images (CelebA faces, UT-Zappos50K shoes, cat faces...) at 64 or 128 px.
+"""A GAN on any folder of images (CelebA faces, UT-Zappos50K shoes, cat faces...), 32 to 128 px.
 
     python demos/image_folder_dcgan.py --root ~/data/celeba --image-size 64
     python demos/image_folder_dcgan.py --root ~/data/celeba --sample
 
 Every image under --root (searched recursively) is centre-cropped to a square, resized and
-cached to one .npy file beside the run, so the second run starts at once. The networks are
-the DCGAN paper's (Radford et al., 2016): G turns 100 numbers into an image through
-transposed convolutions with BatchNorm and ReLU; D mirrors it with strided convolutions
-and LeakyReLU(0.2). Adam(2e-4, betas (0.5, 0.999)). A GPU helps a lot here: on a laptop
-CPU a 64 px step takes seconds (see BENCHMARKS.md); --device cuda with the gpu extra.
+cached to one .npy file beside the run, so the second run starts at once. By default the
+networks are the DCGAN paper's (Radford et al., 2016): G turns 100 numbers into an image
+through transposed convolutions with BatchNorm and ReLU; D mirrors it with strided
+convolutions and LeakyReLU(0.2). Adam(2e-4, betas (0.5, 0.999)).
+
+--generator upsample doubles the image by nearest-neighbour upsampling and a 3x3
+convolution instead, which cannot draw the checkerboard a transposed convolution can, for
+about 2.25 times the multiply-adds (see models.upsample_generator). Transposed stays the
+default: it is the DCGAN paper's network, and the cheaper one on a CPU. The WGAN-GP
+paper's CelebA generator is the upsampling one, with z in R^128, trained by its
+Algorithm 1 (lambda = 10, n_critic = 5, Adam alpha = 1e-4, beta1 = 0, beta2 = 0.9) against
+a critic with layer normalisation:
+
+    python demos/image_folder_dcgan.py --root ~/data/celeba --generator upsample \\
+        --z-dim 128 --image-size 128 --loss wgan-gp --gp-weight 10 --d-steps 5 \\
+        --lr-g 1e-4 --lr-d 1e-4 --beta1 0 --beta2 0.9 --out runs/celeba_wgan_gp
+
+A GPU helps a lot here: on a laptop CPU a 64 px step takes seconds (see BENCHMARKS.md);
+--device cuda with the gpu extra.
 """
 
 import sys
@@ -23,23 +37,37 @@ from tinygan import data, models
 from tinygan.backend import resolve_device
 from tinygan.gan import LOSSES
 from tinygan.train import TrainConfig, train
-from tinygan.utils.cli import parse_config
+from tinygan.utils.cli import parse_config, require_choice
 from tinygan.utils.run import sample_from_checkpoint
 
 
 @dataclass
 class FolderConfig(TrainConfig):
-    """Train a DCGAN on a folder of images.
+    """Train a GAN on a folder of images.
 
     Attributes:
         root: the folder of images (required).
         image_size: 32, 64 or 128 pixels.
         width: channels of D's first layer and G's last hidden layer (64 in the paper).
+        generator: "transposed" (the DCGAN paper's transposed convolutions) or "upsample"
+            (nearest-neighbour upsampling x2, then a 3x3 convolution).
+        norm: D's normalisation: "batch", "layer" or "none"; "auto" is BatchNorm, or
+            LayerNorm for a WGAN-GP critic (BatchNorm would mix the samples that the
+            gradient penalty treats one by one).
     """
 
     root: str = ""
     image_size: int = 64
     width: int = 64
+    generator: str = "transposed"
+    norm: str = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("generator", self.generator, ("transposed", "upsample"))
+        require_choice("norm", self.norm, ("auto", *models.NORMS))
+        if self.norm == "batch" and LOSSES[self.loss].critic:
+            raise ValueError("norm: a WGAN-GP critic cannot use BatchNorm; use layer or none")
 
 
 def main() -> None:
@@ -47,17 +75,19 @@ def main() -> None:
         FolderConfig, loss="gan", steps=5000, sample_every=200, out="runs/image_folder_dcgan"
     )
     rng = np.random.default_rng(config.seed)
-    size, critic = config.image_size, LOSSES[config.loss].critic
-    generator = models.dcgan_generator(size, 3, config.z_dim, config.width, rng=rng)
-    discriminator = models.dcgan_discriminator(
-        size, 3, config.width, batch_norm=not critic, rng=rng
-    )
+    size, z_dim, width = config.image_size, config.z_dim, config.width
+    if config.generator == "upsample":
+        generator = models.upsample_generator(size, 3, z_dim, width, rng=rng)
+    else:
+        generator = models.dcgan_generator(size, 3, z_dim, width, rng=rng)
+    norm = config.norm
+    if norm == "auto":
+        norm = "layer" if LOSSES[config.loss].critic else "batch"
+    discriminator = models.dcgan_discriminator(size, 3, width, norm, rng=rng)
     if config.sample:
         generator.to(resolve_device(config.device))
         checkpoint = Path(config.out) / "checkpoint.npz"
-        sample_from_checkpoint(
-            generator, checkpoint, config.out, config.z_dim, config.seed, log=print
-        )
+        sample_from_checkpoint(generator, checkpoint, config.out, z_dim, config.seed, log=print)
         return
     if not config.root:
         raise SystemExit("--root is required: a folder of .jpg/.png images")

@@ -54,7 +54,12 @@ def test_mnist_demo_resumes(tmp_path):
     assert "from step 1" in log and "done: 2 steps" in log
 
 
-def test_image_folder_demo_trains_on_generated_pictures(tmp_path):
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--generator", "upsample", "--loss", "wgan-gp", "--d-steps", "2", "--z-dim", "16"]],
+    ids=["dcgan", "upsample_wgan_gp"],
+)
+def test_image_folder_demo_trains_on_generated_pictures(tmp_path, extra):
     rng = np.random.default_rng(0)
     folder = tmp_path / "pictures"
     folder.mkdir()
@@ -62,12 +67,22 @@ def test_image_folder_demo_trains_on_generated_pictures(tmp_path):
         pixels = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"{i}.png")
     out = tmp_path / "run"
-    args = ["--image-size", "32", "--width", "8", "--batch-size", "4", "--out", str(out)]
+    args = ["--image-size", "32", "--width", "8", "--batch-size", "4", "--out", str(out), *extra]
     log = run_demo("image_folder_dcgan.py", "--root", str(folder), "--steps", "2", *args)
     assert "10 images of 32x32" in log
     assert (out / "samples" / "step_000002.png").exists()
     run_demo("image_folder_dcgan.py", "--sample", *args)
+    assert Image.open(out / "samples.png").size == (8 * 34 + 2, 8 * 34 + 2)
     assert (out / "interpolation.png").exists()
+
+
+def test_image_folder_demo_keeps_batch_norm_out_of_a_critic(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(DEMOS / "image_folder_dcgan.py"), "--loss", "wgan-gp",
+         "--norm", "batch", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0 and "cannot use BatchNorm" in result.stderr
 
 
 def test_image_folder_demo_requires_a_root(tmp_path):

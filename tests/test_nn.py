@@ -8,7 +8,7 @@ import pytest
 
 import tinygan as tg
 from tinygan import functional as F
-from tinygan import init, nn, optim
+from tinygan import init, models, nn, optim
 
 
 def _conv_net(seed=0):
@@ -361,3 +361,173 @@ def test_mlp_learns_xor():
     with tg.no_grad():
         accuracy = ((mlp(inputs).numpy().reshape(-1) > 0) == (y == 1)).mean()
     assert accuracy > 0.95
+
+
+# ------------------------------------------------------------------ PyTorch's other layers
+
+
+def test_apply_visits_children_before_their_parent():
+    inner = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    net = nn.Sequential(inner, nn.Linear(3, 1), inner)  # a child listed twice is visited once
+    visited = []
+    assert net.apply(visited.append) is net
+    assert visited == [inner[0], inner[1], inner, net[1], net]
+    assert list(net.children()) == [inner, net[1]]
+
+
+def test_apply_with_a_pytorch_style_weights_init():
+    rng = np.random.default_rng(0)
+
+    def weights_init(m):  # the DCGAN tutorial's function, with tinygan's explicit rng
+        name = type(m).__name__
+        if name.find("Conv") != -1:
+            init.normal_(m.weight, 0.0, 0.02, rng)
+        elif name.find("BatchNorm") != -1:
+            init.normal_(m.weight, 1.0, 0.02, rng)
+            init.zeros_(m.bias)
+
+    net = _conv_net().apply(weights_init)
+    weights = np.concatenate([net[0].weight.numpy().ravel(), net[3].weight.numpy().ravel()])
+    assert weights.std() == pytest.approx(0.02, rel=0.15)
+    assert np.all(net[1].bias.numpy() == 0) and np.all(np.abs(net[1].weight.numpy() - 1) < 0.1)
+    assert np.abs(net[5].weight.numpy()).max() > 0.05  # Linear: PyTorch's default, untouched
+
+
+def test_upsample_repeats_each_pixel_into_a_block():
+    x = tg.tensor(np.arange(12.0).reshape(1, 2, 2, 3))
+    y = nn.Upsample(scale_factor=2)(x)
+    assert y.shape == (1, 2, 4, 6)
+    np.testing.assert_array_equal(y.numpy(), x.numpy().repeat(2, axis=2).repeat(2, axis=3))
+    np.testing.assert_array_equal(nn.Upsample(size=(4, 6))(x).numpy(), y.numpy())
+    np.testing.assert_array_equal(
+        nn.Upsample(scale_factor=(1, 3))(x).numpy(), x.numpy().repeat(3, 3)
+    )
+    assert repr(nn.Upsample(scale_factor=2)) == "Upsample(scale_factor=2, mode='nearest')"
+    with pytest.raises(ValueError, match="only mode='nearest'"):
+        nn.Upsample(scale_factor=2, mode="bilinear")
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
+        nn.Upsample()
+    with pytest.raises(ValueError, match=r"whole factors >= 1.*\(1.5, 1.5\)"):
+        nn.Upsample(scale_factor=1.5)(x)
+    with pytest.raises(ValueError, match="a multiple"):
+        nn.Upsample(size=5)(x)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        F.interpolate(tg.tensor(np.zeros((2, 3))), scale_factor=2)
+
+
+def test_layer_norm_layer_parameters_and_per_sample_statistics():
+    ln = nn.LayerNorm((3, 2, 2))
+    assert list(ln.state_dict()) == ["weight", "bias"]
+    assert ln.weight.shape == (3, 2, 2) and np.all(ln.weight.numpy() == 1)
+    assert np.all(ln.bias.numpy() == 0)
+    assert list(nn.LayerNorm(4, elementwise_affine=False).state_dict()) == []
+    assert list(nn.LayerNorm(4, bias=False).state_dict()) == ["weight"]
+    assert repr(nn.LayerNorm(4)).startswith("LayerNorm((4,), eps=1e-05, elementwise_affine=True)")
+    rng = np.random.default_rng(0)
+    ln = nn.LayerNorm((3, 2, 2)).double()
+    ln.weight.data[...] = rng.standard_normal((3, 2, 2))
+    ln.bias.data[...] = rng.standard_normal((3, 2, 2))
+    x = rng.standard_normal((4, 3, 2, 2)) * 3.0 + 1.0
+    y = ln(tg.tensor(x)).numpy()
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    std = np.sqrt(x.var(axis=(1, 2, 3), keepdims=True) + 1e-5)
+    expected = (x - mean) / std * ln.weight.numpy() + ln.bias.numpy()
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    x2 = x.copy()
+    x2[1:] = rng.standard_normal((3, 3, 2, 2))  # other samples change; sample 0 does not
+    np.testing.assert_array_equal(ln(tg.tensor(x2)).numpy()[0], y[0])
+    with pytest.raises(ValueError, match=r"does not end in normalized_shape \(3, 2, 2\)"):
+        ln(tg.tensor(np.zeros((4, 2, 2, 3))))
+    with pytest.raises(ValueError, match="positive int"):
+        nn.LayerNorm((3, 0))
+
+
+def test_embedding_looks_up_rows_and_adds_gradients_of_repeated_indices():
+    emb = nn.Embedding(10, 4, rng=np.random.default_rng(0))
+    assert list(emb.state_dict()) == ["weight"] and emb.weight.shape == (10, 4)
+    labels = np.array([3, 7, 3])
+    out = emb(labels)
+    assert out.shape == (3, 4) and out.dtype == np.float32
+    np.testing.assert_array_equal(out.numpy(), emb.weight.numpy()[labels])
+    assert emb(np.array([[1, 2], [3, 4]])).shape == (2, 2, 4)
+    out.sum().backward()
+    expected = np.zeros((10, 4), dtype=np.float32)
+    expected[3], expected[7] = 2.0, 1.0
+    np.testing.assert_array_equal(emb.weight.grad.numpy(), expected)
+    big = nn.Embedding(1000, 50, rng=np.random.default_rng(1)).weight.numpy()
+    assert big.mean() == pytest.approx(0.0, abs=0.01) and big.std() == pytest.approx(1.0, rel=0.02)
+    with pytest.raises(TypeError, match="not a Tensor"):
+        emb(tg.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="integers"):
+        emb(np.array([1.0, 2.0]))
+    with pytest.raises(IndexError, match=r"0\.\.9 for 10 embeddings, got values from -1 to 10"):
+        emb(np.array([-1, 10]))
+
+
+def test_embedding_on_device(device):
+    emb = nn.Embedding(5, 2, rng=np.random.default_rng(0)).to(device)
+    out = emb(np.array([4, 1]))  # NumPy indices for a model on any device
+    assert out.device.split(":")[0] == device
+    np.testing.assert_array_equal(out.numpy(), emb.weight.numpy()[[4, 1]])
+
+
+def test_loss_modules_are_the_functions():
+    rng = np.random.default_rng(0)
+    x, y = tg.tensor(rng.standard_normal((4, 3))), tg.tensor(rng.random((4, 3)))
+    assert nn.MSELoss()(x, y).item() == F.mse_loss(x, y).item()
+    assert nn.MSELoss("sum")(x, y).item() == F.mse_loss(x, y, "sum").item()
+    w = tg.tensor(rng.random(3))
+    bce = nn.BCEWithLogitsLoss(weight=w, reduction="none")(x, y)
+    np.testing.assert_array_equal(
+        bce.numpy(), F.binary_cross_entropy_with_logits(x, y, w, "none").numpy()
+    )
+    assert repr(nn.MSELoss()) == "MSELoss(reduction='mean')"
+    assert list(nn.BCEWithLogitsLoss(weight=w).state_dict()) == ["weight"]  # a buffer
+    assert nn.BCEWithLogitsLoss().state_dict() == {}
+    with pytest.raises(ValueError, match=r"reduction must be one of \('mean', 'sum', 'none'\)"):
+        nn.BCEWithLogitsLoss(reduction="average")
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.mse_loss(x, y, "average")
+
+
+# ------------------------------------------------------------------ image GAN models
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_upsample_generator_makes_images_of_each_size(size):
+    rng = np.random.default_rng(0)
+    g = models.upsample_generator(size, channels=3, z_dim=128, width=4, rng=rng)
+    kinds = [type(m).__name__ for m in g]
+    doublings = int(np.log2(size)) - 2  # 4x4 -> size
+    assert kinds.count("Upsample") == doublings and "ConvTranspose2d" not in kinds
+    assert kinds[-3:] == ["Upsample", "Conv2d", "Tanh"]
+    convs = [m for m in g if isinstance(m, nn.Conv2d)]
+    assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
+    images = g(tg.randn(2, 128, generator=rng))
+    assert images.shape == (2, 3, size, size) and images.dtype == np.float32
+    assert np.abs(images.numpy()).max() <= 1.0
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "none"])
+def test_dcgan_discriminator_norms(norm):
+    rng = np.random.default_rng(0)
+    d = models.dcgan_discriminator(64, 3, width=4, norm=norm, rng=rng)
+    kinds = {type(m).__name__ for m in d}
+    assert ("BatchNorm2d" in kinds) == (norm == "batch")
+    assert ("LayerNorm" in kinds) == (norm == "layer")
+    x = rng.standard_normal((3, 3, 64, 64))
+    scores = d(tg.tensor(x, dtype="float32")).numpy()
+    assert scores.shape == (3, 1)
+    # A critic scores every sample on its own, as the gradient penalty needs; BatchNorm's
+    # batch statistics make sample 0's score depend on the other samples.
+    x[1:] = rng.standard_normal((2, 3, 64, 64))
+    again = d(tg.tensor(x, dtype="float32")).numpy()[0]
+    assert np.allclose(again, scores[0], rtol=1e-5, atol=1e-7) == (norm != "batch")
+    if norm == "layer":
+        assert [m.normalized_shape for m in d if isinstance(m, nn.LayerNorm)] == [
+            (8, 16, 16),
+            (16, 8, 8),
+            (32, 4, 4),
+        ]
+    with pytest.raises(ValueError, match="norm must be one of"):
+        models.dcgan_discriminator(64, norm="instance")

@@ -100,10 +100,40 @@ def _logsumexp_ref(x, axis=-1, keepdims=False):
     return np.log(np.exp(x).sum(axis=axis, keepdims=keepdims))
 
 
+def _upsample_loop(x, sh, sw):
+    """Nearest upsampling as its definition, pixel by pixel: y[..., i, j] = x[..., i//sh, j//sw]."""
+    h, w = x.shape[-2:]
+    y = np.empty(x.shape[:-2] + (h * sh, w * sw))
+    for i in range(h * sh):
+        for j in range(w * sw):
+            y[..., i, j] = x[..., i // sh, j // sw]
+    return y
+
+
+def _layer_norm_ref(x, k, w=None, b=None, eps=1e-5):
+    """Standardise over the last k axes with NumPy's mean and (biased) var."""
+    axes = tuple(range(x.ndim - k, x.ndim))
+    mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps)
+    return y * (1.0 if w is None else w) + (0.0 if b is None else b)
+
+
+def _bce_ref(x, y):
+    """Binary cross-entropy as its definition, from probabilities (fine at these scales)."""
+    p = _sigmoid(x)
+    return -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
+
+
+def probability(x: np.ndarray) -> np.ndarray:
+    """Into (0, 1): targets of binary cross-entropy."""
+    return _sigmoid(x)
+
+
 ROWS = [2, 0, 2, 2, 1]  # repeated integer indices: their gradients must add up
 COLS = [3, 3, 0, 1, 3]
 TARGETS = [3, 0, 3, 1, 2]  # class indices for cross_entropy; class 3 twice
 MASK = [[True, False, True, True], [False, False, True, False], [True, True, False, True]]
+EMBEDDING_INDICES = np.array([[4, 0], [4, 2], [1, 4]])  # row 4 three times: gradients add
 RUNNING_MEAN = [0.3, -0.2, 0.1]
 RUNNING_VAR = [1.5, 0.7, 2.0]
 
@@ -227,6 +257,26 @@ OPS = [
         lambda a, b, c: F.stack([a, b, c], axis=2),
         ((2, 3), (2, 3), (2, 3)),
         lambda a, b, c: np.stack([a, b, c], axis=2),
+    ),
+    Op("view", lambda x: x.view(4, -1), ((2, 3, 4),), lambda x: x.reshape(4, -1)),
+    Op("view_flat", lambda x: F.view(x, -1), ((2, 1, 3),), lambda x: x.reshape(-1)),
+    Op(
+        "upsample_nearest_x2",
+        lambda x: F.interpolate(x, scale_factor=2, mode="nearest"),
+        ((2, 3, 2, 3),),
+        lambda x: _upsample_loop(x, 2, 2),
+    ),
+    Op(
+        "interpolate_size_x2x3",
+        lambda x: F.interpolate(x, size=(4, 9)),
+        ((1, 2, 2, 3),),
+        lambda x: _upsample_loop(x, 2, 3),
+    ),
+    Op(
+        "upsample_nearest_3x1_3d",
+        lambda x: F.upsample_nearest(x, (3, 1)),
+        ((2, 2, 3),),
+        lambda x: _upsample_loop(x, 3, 1),
     ),
     Op(
         "pad2d",
@@ -374,6 +424,65 @@ OPS = [
         lambda x, w, b: F.batch_norm(x, const(x, RUNNING_MEAN), const(x, RUNNING_VAR), w, b),
         ((2, 3, 2, 2), (3,), (3,)),
         lambda x, w, b: _bn_ref(x, w, b, np.array(RUNNING_MEAN), np.array(RUNNING_VAR)),
+    ),
+    Op(
+        "layer_norm_last_axis",
+        lambda x: F.layer_norm(x, 4),
+        ((3, 4),),
+        lambda x: _layer_norm_ref(x, 1),
+    ),
+    Op(
+        "layer_norm_chw_affine",
+        lambda x, w, b: F.layer_norm(x, (3, 2, 2), w, b),
+        ((2, 3, 2, 2), (3, 2, 2), (3, 2, 2)),
+        lambda x, w, b: _layer_norm_ref(x, 3, w, b),
+    ),
+    Op(
+        "layer_norm_two_axes_weight",
+        lambda x, w: F.layer_norm(x, (2, 3), w, eps=0.1),
+        ((2, 2, 3), (2, 3)),
+        lambda x, w: _layer_norm_ref(x, 2, w, eps=0.1),
+    ),
+    Op(
+        "embedding",
+        lambda w: F.embedding(EMBEDDING_INDICES, w),
+        ((5, 3),),
+        lambda w: w[EMBEDDING_INDICES],
+    ),
+    # ---- PyTorch's losses, composed from ops
+    Op("mse_loss", F.mse_loss, ((3, 4), (3, 4)), lambda x, y: np.mean((x - y) ** 2)),
+    Op(
+        "mse_loss_sum",
+        lambda x, y: F.mse_loss(x, y, reduction="sum"),
+        ((2, 3), (2, 3)),
+        lambda x, y: np.sum((x - y) ** 2),
+    ),
+    Op(
+        "mse_loss_none",
+        lambda x, y: F.mse_loss(x, y, reduction="none"),
+        ((2, 3), (2, 3)),
+        lambda x, y: (x - y) ** 2,
+    ),
+    Op(
+        "bce_with_logits",
+        F.binary_cross_entropy_with_logits,
+        ((3, 4), (3, 4)),
+        lambda x, y: np.mean(_bce_ref(x, y)),
+        (real, probability),
+    ),
+    Op(
+        "bce_with_logits_weight_sum",
+        lambda x, y, w: F.binary_cross_entropy_with_logits(x, y, w, reduction="sum"),
+        ((3, 4), (3, 4), (4,)),
+        lambda x, y, w: np.sum(_bce_ref(x, y) * w),
+        (real, probability, real),
+    ),
+    Op(
+        "bce_with_logits_none_wide",
+        lambda x, y: F.binary_cross_entropy_with_logits(x * 8.0, y, reduction="none"),
+        ((2, 3), (2, 3)),
+        lambda x, y: _bce_ref(8.0 * x, y),
+        (real, probability),
     ),
     # ---- convolution and its pieces (forward references: test_conv.py)
     Op("conv2d_k3_s1_p0_bias", F.conv2d, ((2, 2, 5, 5), (3, 2, 3, 3), (3,))),

@@ -9,11 +9,21 @@ loss.backward()
 """
 
 # tensor first: it finishes the Tensor class before the modules that build Tensors load.
-from tinygan.tensor import Tensor, tensor  # isort: skip
+from tinygan.tensor import (  # isort: skip
+    Tensor,
+    full,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from tinygan import init, losses, nn, optim
 from tinygan.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
 from tinygan.backend import cuda_available
-from tinygan.checkpoint import load_checkpoint, save_checkpoint
+from tinygan.checkpoint import load, load_checkpoint, save, save_checkpoint
 from tinygan.gradcheck import gradcheck, gradgradcheck
 
 __version__ = "0.1.0"
@@ -23,16 +33,25 @@ __all__ = [
     "Tensor",
     "cuda_available",
     "enable_grad",
+    "full",
     "grad",
     "gradcheck",
     "gradgradcheck",
     "init",
     "is_grad_enabled",
+    "load",
     "load_checkpoint",
     "losses",
     "nn",
     "no_grad",
+    "ones",
+    "ones_like",
     "optim",
+    "rand",
+    "randn",
+    "save",
     "save_checkpoint",
     "tensor",
+    "zeros",
+    "zeros_like",
 ]

@@ -9,6 +9,9 @@ A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) whose keys a
     extras = load_checkpoint("gan.npz", generator=G, discriminator=D, opt_g=opt_g, opt_d=opt_d)
     extras["step"]  # 500
 
+:func:`save` and :func:`load` are PyTorch's ``torch.save(model.state_dict(), path)`` and
+``torch.load(path)`` for a single state dict, in the same format.
+
 The file is read with ``np.load(allow_pickle=False)``, so opening a checkpoint can never
 run code, and any tool that reads ``.npz`` can inspect it. It is written atomically: to a
 temporary file in the same directory, flushed to disk, then renamed over the target with
@@ -19,13 +22,15 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from tinygan.backend import is_cupy_array, to_numpy
+from tinygan.backend import is_cupy_array, to_device, to_numpy
 from tinygan.nn import Module
 from tinygan.optim import Optimizer
+from tinygan.tensor import Tensor
 from tinygan.utils.fileio import atomic_write
 
 Saveable = Module | Optimizer
@@ -72,6 +77,64 @@ def save_checkpoint(
             arrays[name] = _host_array(value)
     with atomic_write(path) as f:
         np.savez(f, **arrays)
+
+
+def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Save a state dict to a NumPy ``.npz`` file, atomically: ``torch.save``'s habit.
+
+    ``tg.save(model.state_dict(), "generator.npz")``, then
+    ``model.load_state_dict(tg.load("generator.npz"))``. The file holds one array per
+    key, copied to the host, and never a pickle: a model is saved as its state dict, not
+    as an object. For a whole training run (models, optimizers and the step) in one file,
+    see :func:`save_checkpoint`.
+
+    Args:
+        state_dict: key -> array (NumPy or CuPy), Tensor or number, e.g.
+            ``model.state_dict()`` or ``optimizer.state_dict()``.
+        path: the file to write; its name must end in ``.npz``.
+
+    Raises:
+        TypeError: ``state_dict`` is not a mapping of string keys to arrays or numbers.
+        ValueError: ``path`` does not end in ``.npz``.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"save: expected a state dict (key -> array), got {type(state_dict).__name__}; "
+            "to save a model, pass model.state_dict()"
+        )
+    if not os.fspath(path).endswith(".npz"):
+        raise ValueError(
+            f"save: writes a NumPy .npz archive, so name the file *.npz, got {os.fspath(path)!r}"
+        )
+    arrays = {}
+    for key, value in state_dict.items():
+        array = _host_array(value.data if isinstance(value, Tensor) else value)
+        if not isinstance(key, str) or array.dtype.kind not in "biuf":
+            raise TypeError(
+                f"save: entry {key!r} must have a string key and an array or number value "
+                f"(no pickled objects), got a {type(value).__name__}"
+            )
+        arrays[key] = array
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+
+
+def load(path: str | os.PathLike, map_location: str | None = None) -> dict[str, Any]:
+    """The state dict saved by :func:`save` at ``path``: key -> array, ``torch.load``'s habit.
+
+    Args:
+        path: an ``.npz`` file.
+        map_location: "cpu" or "cuda" to put the arrays there; None: NumPy arrays
+            (``load_state_dict`` moves them to the model's device anyway).
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        CheckpointError: the file is not a readable ``.npz`` archive.
+    """
+    arrays = read_checkpoint(path)
+    if map_location is None:
+        return arrays
+    return {key: to_device(array, map_location) for key, array in arrays.items()}
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -743,6 +743,47 @@ def stack(tensors: list[Tensor], axis: int = 0) -> Tensor:
     return concat([reshape(t, new_shape) for t in tensors], axis)
 
 
+def view(x: Tensor, shape: Any) -> Tensor:
+    """``x`` with a new shape, sharing its memory: PyTorch's ``Tensor.view``.
+
+    The same op as :func:`reshape` (one entry may be -1), but it refuses to copy. A
+    contiguous array can always be viewed in another shape; a transposed or strided one
+    often cannot, and then ``reshape`` silently copies while ``view`` raises, as PyTorch's
+    does. Writing into ``x.data`` in place is then seen through the view too.
+    """
+    y = reshape(x, shape)
+    if y.size and not x.xp.may_share_memory(y.data, x.data):  # reshape had to copy
+        raise RuntimeError(
+            f"view: a tensor of shape {x.shape} with strides {x.data.strides} cannot be "
+            f"viewed as {y.shape} without copying (it is transposed or sliced); use "
+            ".reshape(...) instead, which copies"
+        )
+    return y
+
+
+def upsample_nearest(x: Tensor, scale: tuple[int, int]) -> Tensor:
+    """Nearest-neighbour upsampling of the last two axes (H, W) by whole factors (sh, sw).
+
+        y[..., i, j] = x[..., i // sh, j // sw]     y: (..., H*sh, W*sw)
+
+    Every pixel becomes an sh x sw block of copies of itself. Built from three shape ops:
+    x is reshaped to (..., H, 1, W, 1), broadcast to (..., H, sh, W, sw) and reshaped to
+    (..., H*sh, W*sw). Its gradient comes from theirs: the output gradient is reshaped back
+    to (..., H, sh, W, sw) and summed to (..., H, 1, W, 1) by ``sum_to``, which is the sum
+    over each sh x sw block (a copied value gets the sum of its copies' gradients). That
+    block sum is again made of ops, so the second derivative is exact as well.
+    """
+    sh, sw = scale
+    if x.ndim < 2 or sh < 1 or sw < 1:
+        raise ValueError(
+            f"upsample_nearest: needs a tensor (..., H, W) and whole factors >= 1, got shape "
+            f"{x.shape} and factors {scale}"
+        )
+    *lead, h, w = x.shape
+    blocks = broadcast_to(reshape(x, (*lead, h, 1, w, 1)), (*lead, h, sh, w, sw))
+    return reshape(blocks, (*lead, h * sh, w * sw))
+
+
 def pad2d(x: Tensor, padding: tuple[int, int], value: float = 0.0) -> Tensor:
     """Pad the last two axes by ``padding = (ph, pw)`` on each side with ``value``."""
     if padding == (0, 0):

@@ -106,6 +106,14 @@ class Tensor:
         """This tensor on ``device`` ("cpu" or "cuda"); differentiable across the move."""
         return ops.to_device(self, device)
 
+    def cpu(self) -> Tensor:
+        """This tensor on the CPU (itself when it is there already), as ``to("cpu")``."""
+        return ops.to_device(self, "cpu")
+
+    def cuda(self) -> Tensor:
+        """This tensor on the GPU, as ``to("cuda")``."""
+        return ops.to_device(self, "cuda")
+
     def float(self) -> Tensor:
         """Cast to float32 (differentiable)."""
         return ops.cast(self, np.float32)
@@ -202,6 +210,9 @@ class Tensor:
     def reshape(self, *shape: Any) -> Tensor:
         return ops.reshape(self, _shape_arg(shape))
 
+    def view(self, *shape: Any) -> Tensor:
+        return ops.view(self, _shape_arg(shape))
+
     def transpose(self, *axes: Any) -> Tensor:
         return ops.transpose(self, _shape_arg(axes) or None)
 
@@ -258,6 +269,99 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: st
         dtype = data.dtype if _is_array(data) and data.dtype in _FLOAT_DTYPES else np.float32
     array = _as_array(data, np.dtype(dtype))
     array = array.copy() if array is data else array
+    if device is not None:
+        array = to_device(array, device)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def randn(
+    *size: Any,
+    generator: np.random.Generator | None = None,
+    dtype: Any = None,
+    device: str | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """A new tensor of shape ``size`` filled with draws from N(0, 1), float32 by default.
+
+    ``randn(64, 100)`` and ``randn((64, 100))`` are the same, as in PyTorch. The numbers are
+    drawn on the CPU from ``generator``, a NumPy ``Generator`` (None: a fresh, unseeded
+    one), then moved to ``device``, so one seed gives the same numbers on every device.
+    """
+    rng = np.random.default_rng() if generator is None else generator
+    dtype = _float_dtype(dtype)
+    return _new(rng.standard_normal(_size(size), dtype=dtype), device, requires_grad)
+
+
+def rand(
+    *size: Any,
+    generator: np.random.Generator | None = None,
+    dtype: Any = None,
+    device: str | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """A new tensor of shape ``size`` filled with draws from U[0, 1), float32 by default.
+
+    Drawn like :func:`randn`: on the CPU from ``generator``, then moved to ``device``.
+    """
+    rng = np.random.default_rng() if generator is None else generator
+    dtype = _float_dtype(dtype)
+    return _new(rng.random(_size(size), dtype=dtype), device, requires_grad)
+
+
+def full(
+    size: Any,
+    fill_value: float,
+    dtype: Any = None,
+    device: str | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """A new tensor of shape ``size`` (an int or a tuple) holding ``fill_value`` everywhere."""
+    array = np.full(_size((size,)), fill_value, dtype=_float_dtype(dtype))
+    return _new(array, device, requires_grad)
+
+
+def zeros(
+    *size: Any, dtype: Any = None, device: str | None = None, requires_grad: bool = False
+) -> Tensor:
+    """A new tensor of shape ``size`` filled with 0, float32 by default."""
+    return full(_size(size), 0.0, dtype, device, requires_grad)
+
+
+def ones(
+    *size: Any, dtype: Any = None, device: str | None = None, requires_grad: bool = False
+) -> Tensor:
+    """A new tensor of shape ``size`` filled with 1, float32 by default."""
+    return full(_size(size), 1.0, dtype, device, requires_grad)
+
+
+def zeros_like(x: Tensor, requires_grad: bool = False) -> Tensor:
+    """A new tensor of zeros with ``x``'s shape, dtype and device."""
+    return Tensor(x.xp.zeros(x.shape, dtype=x.dtype), requires_grad=requires_grad)
+
+
+def ones_like(x: Tensor, requires_grad: bool = False) -> Tensor:
+    """A new tensor of ones with ``x``'s shape, dtype and device."""
+    return Tensor(x.xp.ones(x.shape, dtype=x.dtype), requires_grad=requires_grad)
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    """float32 for None; float32 or float64 as asked; a clear error for anything else."""
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    if dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"tensors hold float32 or float64 data, not {dtype}")
+    return dtype
+
+
+def _size(args: tuple) -> tuple[int, ...]:
+    """The shape from ``f(2, 3)`` or ``f((2, 3))``, each entry a non-negative int."""
+    shape = _shape_arg(args)
+    if not all(isinstance(n, (int, np.integer)) and n >= 0 for n in shape):
+        raise ValueError(f"a tensor's size must be non-negative ints, got {shape}")
+    return tuple(int(n) for n in shape)
+
+
+def _new(array: np.ndarray, device: str | None, requires_grad: bool) -> Tensor:
+    """A leaf tensor of a fresh CPU array, moved to ``device`` when one is given."""
     if device is not None:
         array = to_device(array, device)
     return Tensor(array, requires_grad=requires_grad)
