@@ -6,8 +6,10 @@ A Function has ``forward`` on arrays (through ``self.xp``, so it runs on NumPy a
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
+import textwrap
 
 import pytest
 
@@ -46,7 +48,16 @@ def test_every_function_follows_the_op_contract(cls: type[Function]) -> None:
     assert re.search(r"dL/d|gradient", doc), f"{cls.__name__}: no gradient in its docstring"
     forward = inspect.getsource(cls.forward)
     assert not re.search(r"\bnp\.", forward), f"{cls.__name__}.forward: use self.xp, not np"
-    backward = inspect.getsource(cls.backward)
-    assert not re.search(r"\b[A-Z]\w*\([^)]*\)\(", backward), (
-        f"{cls.__name__}.backward: call the lower-case function, not Op(...)(x)"
-    )
+    backward = ast.parse(textwrap.dedent(inspect.getsource(cls.backward)))
+    op_calls = [  # Op(...)(x): a call of what a call of a capitalised name returned
+        ast.unparse(node.func.func)
+        for node in ast.walk(backward)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Call)
+        and ast.unparse(node.func.func).split(".")[-1][:1].isupper()
+    ]
+    assert not op_calls, f"{cls.__name__}.backward: call lower-case functions, not {op_calls}"
+    inputs = inspect.signature(cls.forward).parameters.values()
+    several = len(inputs) > 2 or any(p.kind is p.VAR_POSITIONAL for p in inputs)
+    if several:  # a gradient nobody asked for is not computed
+        assert "needs_input_grad" in ast.unparse(backward), f"{cls.__name__}: multi-input op"

@@ -22,6 +22,7 @@ import pytest
 
 import tinygan as tg
 from tinygan import losses, models, optim
+from tinygan.gan import d_step, g_step, generate
 
 MODES, MODE_STD = (-2.0, 2.0), 0.25
 
@@ -42,20 +43,10 @@ def train_gan(d_loss_fn, g_loss_fn, seed, steps=1500, batch=256, lr=1e-3, z_dim=
         opt_g.lr = opt_d.lr = lr * (1.0 - step / steps)
         real = tg.tensor(_sample_data(rng, batch))
         fake = generator(tg.tensor(rng.standard_normal((batch, z_dim)), dtype="float32"))
-        # D step: fake is detached, so D's loss does not reach G.
-        d_loss = d_loss_fn(discriminator(real), discriminator(fake.detach()))
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-        # G step: through the just-updated D into G (D's gradients are zeroed next step).
-        g_loss = g_loss_fn(discriminator(fake))
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
-    generator.eval()
-    with tg.no_grad():
-        z = tg.tensor(rng.standard_normal((10_000, z_dim)), dtype="float32")
-        return generator(z).numpy().reshape(-1)
+        d_step(discriminator, opt_d, d_loss_fn, real, fake.detach())
+        g_step(discriminator, opt_g, g_loss_fn, fake)  # through the just-updated D into G
+    z = tg.tensor(rng.standard_normal((10_000, z_dim)), dtype="float32")
+    return generate(generator, z).reshape(-1)
 
 
 @pytest.mark.parametrize(

@@ -370,6 +370,7 @@ class BatchLoader:
         shuffle: False visits the images in stored order in every epoch.
         drop_last: leave out each epoch's last, incomplete batch (so every batch has
             ``batch_size`` images, which BatchNorm statistics like).
+        labels: one integer label per image (N,), for :meth:`batch_labels`, or None.
     """
 
     def __init__(
@@ -379,6 +380,7 @@ class BatchLoader:
         seed: int = 0,
         shuffle: bool = True,
         drop_last: bool = True,
+        labels: np.ndarray | None = None,
     ) -> None:
         if images.ndim not in (3, 4):
             raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got shape {images.shape}")
@@ -390,7 +392,10 @@ class BatchLoader:
             raise ValueError(
                 f"{len(images)} images do not fill one batch of {batch_size} (drop_last=True)"
             )
+        if labels is not None and np.shape(labels) != images.shape[:1]:
+            raise ValueError(f"labels must have shape ({len(images)},), got {np.shape(labels)}")
         self.images = images[:, None] if images.ndim == 3 else images  # (N, C, H, W)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
@@ -416,13 +421,23 @@ class BatchLoader:
             self._order_epoch = epoch
         return self._order
 
-    def batch(self, step: int) -> np.ndarray:
-        """Batch ``step`` of the endless stream: float32 ``(B, C, H, W)`` in [-1, 1]."""
+    def indices(self, step: int) -> np.ndarray:
+        """Which images batch ``step`` of the endless stream holds."""
         if step < 0:
             raise ValueError(f"step must be non-negative, got {step}")
         epoch, index = divmod(step, self.steps_per_epoch)
         start = index * self.batch_size
-        chosen = self.images[self.epoch_order(epoch)[start : start + self.batch_size]]
+        return self.epoch_order(epoch)[start : start + self.batch_size]
+
+    def batch_labels(self, step: int) -> np.ndarray:
+        """The labels of batch ``step``'s images, int64 ``(B,)``."""
+        if self.labels is None:
+            raise ValueError("this BatchLoader was made without labels")
+        return self.labels[self.indices(step)]
+
+    def batch(self, step: int) -> np.ndarray:
+        """Batch ``step`` of the endless stream: float32 ``(B, C, H, W)`` in [-1, 1]."""
+        chosen = self.images[self.indices(step)]
         if chosen.dtype == np.uint8:
             return images_to_float(chosen)
         return chosen.astype(np.float32, copy=False)

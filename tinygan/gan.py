@@ -23,7 +23,7 @@ import numpy as np
 
 from tinygan import losses
 from tinygan.autograd import no_grad
-from tinygan.nn import Module
+from tinygan.nn import Module, evaluating
 from tinygan.ops import sigmoid
 from tinygan.optim import Optimizer
 from tinygan.tensor import Tensor
@@ -147,13 +147,8 @@ def generate(generator: Module, z: Tensor) -> np.ndarray:
 
     Leaves the generator in the mode it was in.
     """
-    was_training = generator.training
-    generator.eval()
-    try:
-        with no_grad():
-            return generator(z).numpy()
-    finally:
-        generator.train(was_training)
+    with evaluating(generator):
+        return generator(z).numpy()
 
 
 def generate_many(

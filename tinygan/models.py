@@ -1,7 +1,8 @@
 """The GAN architectures of the demos: MLP GAN, DCGAN-28 for MNIST, DCGAN for 32-128 px.
 
 Every generator maps noise z of shape (N, z_dim) to images (N, C, H, W) in [-1, 1] (tanh);
-every discriminator (critic) maps images to one raw score per image, shape (N, 1): a logit
+every discriminator (critic) maps images to one raw score per image, shape (N, 1) (the
+conditional pair also takes the class labels): a logit
 for the GAN loss, a real number for LSGAN and WGAN. Losses, not models, decide what the
 score means, so the same networks serve every loss family.
 
@@ -12,10 +13,12 @@ score generated digits (:mod:`tinygan.metrics`).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from tinygan import init, nn
+from tinygan import init, nn, ops
+from tinygan.tensor import Tensor
 
 
 def mlp(
@@ -122,6 +125,70 @@ def dcgan28_discriminator(
     model = nn.Sequential(*layers)
     init.dcgan_init_(model, rng)
     return model
+
+
+class ConditionalGenerator(nn.Module):
+    """G(z, y): DCGAN-28's generator drawing a digit of class y.
+
+    The label enters as a learned vector: G's input is [z, embed(y)], (N, z_dim + 10), so
+    every layer can use it; the embedding is initialised N(0, 0.02) with the rest
+    (DCGAN's initialisation).
+
+    Args:
+        z_dim: size of the noise vector.
+        num_classes: number of labels.
+        rng: the generator of the initial weights.
+    """
+
+    def __init__(
+        self, z_dim: int = 100, num_classes: int = 10, rng: np.random.Generator | None = None
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_classes, num_classes, rng=rng)
+        init.normal_(self.embed.weight, 0.0, 0.02, rng)
+        self.net = dcgan28_generator(z_dim + num_classes, rng=rng)
+
+    def forward(self, z: Tensor, labels: Any) -> Tensor:
+        """(N, z_dim) noise and N integer labels -> (N, 1, 28, 28) images in [-1, 1]."""
+        return self.net(ops.concat([z, self.embed(labels)], axis=1))
+
+
+class ProjectionDiscriminator(nn.Module):
+    """D(x, y) = w^T phi(x) + b + <embed(y), phi(x)>: DCGAN-28's discriminator, conditioned
+    by projection (Miyato & Koyama, "cGANs with projection discriminator", 2018).
+
+    phi(x) are the (N, 6272) features before D's last layer. The label adds an inner product
+    with a learned vector per class, instead of being concatenated to D's input: the score
+    then has the form of a class-conditional log density ratio, log q(y|x)/p(y|x) plus an
+    unconditional term, and the label cannot be ignored by the first layers (with
+    concatenation, D may learn "real or fake" and never check that the digit matches).
+
+    Args:
+        num_classes: number of labels.
+        rng: the generator of the initial weights.
+    """
+
+    def __init__(self, num_classes: int = 10, rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        full = dcgan28_discriminator(rng=rng)
+        self.features = nn.Sequential(*list(full.children())[:-1])  # up to the Flatten
+        self.linear = full[-1]  # Linear(6272, 1)
+        self.embed = nn.Embedding(num_classes, self.linear.in_features, rng=rng)
+        init.normal_(self.embed.weight, 0.0, 0.02, rng)
+
+    def forward(self, x: Tensor, labels: Any) -> Tensor:
+        """(N, 1, 28, 28) images and N integer labels -> (N, 1) scores."""
+        h = self.features(x)  # (N, 6272)
+        projection = ops.sum(self.embed(labels) * h, axis=1, keepdims=True)  # (N, 1)
+        return self.linear(h) + projection
+
+
+def conditional_mnist_models(
+    z_dim: int = 100, seed: int = 0
+) -> tuple[ConditionalGenerator, ProjectionDiscriminator]:
+    """(G, D) of the conditional GAN on MNIST's ten digits, initialised from ``seed``."""
+    rng = np.random.default_rng(seed)
+    return ConditionalGenerator(z_dim, rng=rng), ProjectionDiscriminator(rng=rng)
 
 
 MNIST_MODELS = ("dcgan", "mlp")

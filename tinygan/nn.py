@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from tinygan import functional as F
 from tinygan import init
+from tinygan.autograd import no_grad
 from tinygan.backend import device_of, is_cupy_array, normalize_device, to_device
 from tinygan.conv import IntPair, as_pair
 from tinygan.tensor import Tensor
@@ -751,6 +753,23 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+@contextmanager
+def evaluating(module: Module) -> Iterator[Module]:
+    """``with nn.evaluating(model):`` inference: eval mode and no graph, then back.
+
+    Eval mode makes BatchNorm use its running statistics and Dropout pass inputs through;
+    ``no_grad`` records nothing. The module's mode before the block is restored after it,
+    also when the block raises.
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        with no_grad():
+            yield module
+    finally:
+        module.train(was_training)
 
 
 class Sequential(Module):

@@ -230,9 +230,11 @@ class MatMul(Function):
 
     def backward(self, grad_output):
         a, b = self.inputs
-        g = grad_output
-        ga = sum_to(matmul(g, swap_last(b)), a.shape) if self.needs_input_grad[0] else None
-        gb = sum_to(matmul(swap_last(a), g), b.shape) if self.needs_input_grad[1] else None
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = sum_to(matmul(grad_output, swap_last(b)), a.shape)
+        if self.needs_input_grad[1]:
+            gb = sum_to(matmul(swap_last(a), grad_output), b.shape)
         return ga, gb
 
 
@@ -600,10 +602,10 @@ class Concat(Function):
 
     def backward(self, grad_output):
         grads, start = [], 0
-        for t in self.inputs:
+        for t, needed in zip(self.inputs, self.needs_input_grad):
             index = [slice(None)] * grad_output.ndim
             index[self.axis] = slice(start, start + t.shape[self.axis])
-            grads.append(grad_output[tuple(index)])
+            grads.append(getitem(grad_output, tuple(index)) if needed else None)
             start += t.shape[self.axis]
         return tuple(grads)
 

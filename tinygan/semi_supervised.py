@@ -310,15 +310,10 @@ def accuracy(
     if len(inputs) != len(labels) or len(labels) == 0:
         raise ValueError(f"accuracy: {len(inputs)} inputs but {len(labels)} labels")
     device = next(classifier.parameters()).device
-    was_training = classifier.training
-    classifier.eval()
     correct = 0
-    try:
-        with no_grad():
-            for start in range(0, len(inputs), batch_size):
-                logits = classifier(Tensor(inputs[start : start + batch_size]).to(device))
-                predicted = logits.numpy().argmax(axis=1)
-                correct += int((predicted == labels[start : start + batch_size]).sum())
-    finally:
-        classifier.train(was_training)
+    with nn.evaluating(classifier):
+        for start in range(0, len(inputs), batch_size):
+            logits = classifier(Tensor(inputs[start : start + batch_size]).to(device))
+            predicted = logits.numpy().argmax(axis=1)
+            correct += int((predicted == labels[start : start + batch_size]).sum())
     return correct / len(labels)

@@ -2,10 +2,14 @@
 
 Everything random in a run is drawn from a stream that is a pure function of the run's
 seed, the stream's name and a position (the step, the discriminator update within it):
-``numpy.random.default_rng([seed, stream id, position...])``. Nothing random is carried
-from one step to the next, so a checkpoint needs no generator state, and a resumed run
-draws exactly what an uninterrupted one would. Streams never overlap: two different
-names or positions give independent generators.
+``numpy.random.default_rng([seed, TAG, stream id, position...])``. Nothing random is
+carried from one step to the next, so a checkpoint needs no generator state, and a resumed
+run draws exactly what an uninterrupted one would.
+
+Two different keys give independent generators, but NumPy reads a key as if padded with
+zeros (``[s]`` and ``[s, 0]`` seed the same generator). The constant ``TAG`` in second
+place keeps these streams apart from the other seeded draws of a run: the weights
+(``default_rng(seed)``) and the batch order (``default_rng([seed, epoch])``).
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The stream ids: part of every seed, so changing one changes that stream's numbers.
+TAG = 0x7467616E  # "tgan": no epoch number or seed component of another draw is this large
+# The stream ids: part of every key, so changing one changes that stream's numbers.
 NOISE = 0  # z of the discriminator and generator updates
 GRID_NOISE = 1  # the fixed z of the sample grids, the same at every step
 PENALTY = 2  # WGAN-GP's interpolation weights epsilon
 EVALUATION_NOISE = 3  # the fixed z of the quality scores
 LABELLED = 4  # which labelled examples a semi-supervised step sees
+SAMPLES = 5  # the z of a sample grid drawn from a checkpoint (--sample)
+INTERPOLATION = 6  # the two ends of a latent interpolation
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class RandomStreams:
 
     def rng(self, stream: int, *position: int) -> np.random.Generator:
         """The generator of ``stream`` (one of this module's ids) at ``position``."""
-        return np.random.default_rng([self.seed, stream, *position])
+        return np.random.default_rng([self.seed, TAG, stream, *position])
 
     def noise(self, step: int, n: int, z_dim: int, update: int = 0) -> np.ndarray:
         """z ~ N(0, I), float32 (n, z_dim), for discriminator update ``update`` of ``step``."""
