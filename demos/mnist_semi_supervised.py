@@ -65,7 +65,7 @@ class SemiSupervisedConfig:
 
     Attributes:
         dataset: "mnist" or "fashion-mnist".
-        data_root: an existing folder with the IDX files, searched before the usual places.
+        data_root: a folder with the IDX files, searched before the usual places.
         download: fetch missing files from the dataset's mirrors.
         labels_per_class: labelled training images kept per class (10: 100 labels in all).
         model: "mlp" (the paper's MNIST networks) or "conv" (the DCGAN-28 networks, the

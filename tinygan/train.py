@@ -143,7 +143,7 @@ class MnistSettings:
 
     Attributes:
         dataset: "mnist" or "fashion-mnist".
-        data_root: an existing folder with the IDX files, searched before the usual places.
+        data_root: a folder with the IDX files, searched before the usual places.
         download: fetch missing files from the dataset's mirrors.
         model: "dcgan" (DCGAN-28, convolutional) or "mlp" (the classic fully connected GAN).
     """
