@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from tinygan import metrics, models
-from tinygan.backend import resolve_device
+from tinygan.backend import normalize_device, resolve_device
 from tinygan.checkpoint import load_checkpoint
 from tinygan.gan import generate_many
 from tinygan.train import MnistConfig
-from tinygan.utils.cli import parse_config
+from tinygan.utils.cli import parse_config, require_range
 
 
 @dataclass
@@ -35,7 +35,8 @@ class EvaluateConfig:
 
     Attributes:
         checkpoint: a training run's checkpoint.npz (its config.json must be beside it).
-        samples: generated images to score.
+        samples: generated images to score (more than the classifier's 128 features, whose
+            covariance the Fréchet distance estimates; thousands for a stable score).
         seed: seed of the noise.
         device: where the generator runs: "auto", "cpu" or "cuda".
         real: print only the real-vs-real floor.
@@ -46,6 +47,12 @@ class EvaluateConfig:
     seed: int = 0
     device: str = "auto"
     real: bool = False
+
+    def __post_init__(self) -> None:
+        require_range(self, "samples", low=129)
+        require_range(self, "seed", low=0)
+        if self.device != "auto":
+            normalize_device(self.device)
 
 
 def load_generator(checkpoint: Path, device: str):
@@ -59,8 +66,8 @@ def load_generator(checkpoint: Path, device: str):
             f"{checkpoint.parent} is not an MNIST run (dataset {saved.get('dataset')!r}): the "
             "scores come from an MNIST digit classifier and mean nothing for other images"
         )
-    known = {f.name for f in fields(MnistConfig)}
-    run_config = MnistConfig(**{k: v for k, v in saved.items() if k in known})
+    # Only what rebuilds the generator: the run's data folder, say, may be gone by now.
+    run_config = MnistConfig(**{k: saved[k] for k in ("model", "z_dim", "loss") if k in saved})
     generator, _ = models.mnist_models(run_config.model, run_config.z_dim)  # weights: below
     step = load_checkpoint(checkpoint, generator=generator).get("step", "?")
     return generator.to(device), run_config, step

@@ -3,6 +3,7 @@
     python demos/mnist_lsgan.py                # digits in a few minutes on a laptop CPU
     python demos/mnist_lsgan.py --help         # every setting
     python demos/mnist_lsgan.py --resume       # continue an interrupted run exactly
+    python demos/mnist_lsgan.py --overwrite    # delete the earlier run and start again
     python demos/mnist_lsgan.py --sample       # grid + interpolation from the checkpoint
 
 A least-squares GAN (Mao et al., 2017): the discriminator D regresses real images to 1 and
@@ -34,7 +35,7 @@ from tinygan.backend import resolve_device
 from tinygan.gan import d_step, g_step
 from tinygan.optim import Adam
 from tinygan.tensor import Tensor
-from tinygan.train import MnistSettings
+from tinygan.train import MnistSettings, require_update_settings
 from tinygan.utils.cli import parse_config
 from tinygan.utils.run import Run, RunConfig, sample_from_checkpoint
 
@@ -55,6 +56,10 @@ class Config(MnistSettings, RunConfig):
     beta1: float = 0.5
     beta2: float = 0.999
     out: str = "runs/mnist_lsgan"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # the checks of MnistSettings and RunConfig
+        require_update_settings(self)  # batch_size >= 1, lr_g, lr_d > 0, betas in [0, 1)
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from tinygan import data, models, optim
-from tinygan.backend import resolve_device
+from tinygan.backend import normalize_device, resolve_device
 from tinygan.gan import generate
 from tinygan.semi_supervised import (
     SemiSupervisedGAN,
@@ -45,7 +45,13 @@ from tinygan.semi_supervised import (
     supervised_step,
 )
 from tinygan.tensor import Tensor
-from tinygan.utils.cli import parse_config, require_choice, require_positive
+from tinygan.utils.cli import (
+    parse_config,
+    require_choice,
+    require_folder,
+    require_positive,
+    require_range,
+)
 from tinygan.utils.images import save_grid
 from tinygan.utils.progress import Progress, format_seconds
 from tinygan.utils.streams import LABELLED, RandomStreams
@@ -99,7 +105,14 @@ class SemiSupervisedConfig:
     def __post_init__(self) -> None:
         require_choice("dataset", self.dataset, ("mnist", "fashion-mnist"))
         require_choice("model", self.model, ("mlp", "conv"))
-        require_positive(self, "labels_per_class", "steps", "batch_size", "eval_every")
+        require_positive(
+            self, "labels_per_class", "steps", "batch_size", "z_dim", "eval_every", "log_every"
+        )
+        require_range(self, "lr", low=0, low_open=True)
+        require_range(self, "input_noise", "hidden_noise", "seed", low=0)
+        require_folder(self, "data_root")
+        if self.device != "auto":
+            normalize_device(self.device)
 
 
 def load_data(config: SemiSupervisedConfig):

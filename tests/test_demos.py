@@ -91,3 +91,46 @@ def test_image_folder_demo_requires_a_root(tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode != 0 and "--root is required" in result.stderr
+
+
+def demo_status(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(DEMOS / script), *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_rerunning_a_demo_keeps_the_earlier_run_unless_told_otherwise(tmp_path):
+    out = tmp_path / "R"
+    args = ["--no-download", "--out", str(out), "--sample-every", "1"]
+    run_demo("mnist_gan.py", "--steps", "3", *args)
+    checkpoint = (out / "checkpoint.npz").read_bytes()
+    again = demo_status("mnist_gan.py", "--steps", "2", *args)
+    assert again.returncode == 1
+    assert str(out.resolve()) in again.stderr and "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert (out / "checkpoint.npz").read_bytes() == checkpoint
+    run_demo("mnist_gan.py", "--steps", "2", "--overwrite", *args)
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [
+        "step_000001.png",
+        "step_000002.png",
+    ]
+
+
+def test_a_diverging_demo_run_stops_with_an_error_and_finite_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    result = demo_status(
+        "mnist_gan.py", "--optimizer", "sgd", "--lr-g", "1e6", "--lr-d", "1e6", "--steps", "8",
+        "--checkpoint-every", "1", "--no-download", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 1 and "diverged" in result.stderr, result.stdout + result.stderr
+    assert "done:" not in result.stdout
+    with np.load(out / "checkpoint.npz") as checkpoint:  # of the step before the first NaN
+        assert f"step {int(checkpoint['step']) + 1}: training diverged" in result.stderr
+        assert all(np.isfinite(checkpoint[k]).all() for k in checkpoint.files)
+
+
+def test_a_bad_flag_stops_the_demo_before_the_data_loads(tmp_path):
+    result = demo_status("mnist_lsgan.py", "--lr-g", "nan", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "lr_g must be in (0, inf), got nan" in result.stderr
+    assert result.stdout == "" and not (tmp_path / "run").exists()

@@ -230,3 +230,82 @@ def test_evaluate_demo_scores_a_checkpoint(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "mlp generator, gan loss, step 7" in out
     assert "generated:" in out and "real-vs-real floor: FD" in out
+
+
+def copy_weights(folder: Path, **info_changes) -> Path:
+    """A copy of the shipped classifier in ``folder``, its JSON changed as given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "mnist_lenet.npz"
+    target.write_bytes(metrics.WEIGHTS_PATH.read_bytes())
+    info = metrics.classifier_info() | info_changes
+    target.with_suffix(".json").write_text(json.dumps(info))
+    return target
+
+
+def test_classifier_weights_with_a_low_recorded_accuracy_are_refused(tmp_path):
+    assert metrics.classifier_info()["held_out_accuracy"] >= metrics.MIN_ACCURACY
+    weak = copy_weights(tmp_path, held_out_accuracy=0.143)
+    with pytest.raises(ValueError, match=r"14\.3%.*below the 99%"):
+        metrics.load_classifier(weak)
+    unknown = copy_weights(tmp_path / "unknown", held_out_accuracy=None)
+    with pytest.raises(ValueError, match="records no held-out accuracy"):
+        metrics.load_classifier(unknown)
+
+
+def small_bundled_set(monkeypatch, demo, n: int = 200) -> None:
+    """The classifier demo sees only the first ``n`` bundled digits (a quick test)."""
+    real_load = data.load_mnist
+
+    def first_images(*args, **kwargs):
+        images, labels = real_load(*args, **kwargs)
+        return images[:n], labels[:n]
+
+    monkeypatch.setattr(demo.data, "load_mnist", first_images)
+
+
+def shipped_files() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (metrics.WEIGHTS_PATH.parent).iterdir()}
+
+
+def test_classifier_demo_writes_a_run_folder_and_leaves_the_shipped_weights_alone(
+    tmp_path, monkeypatch
+):
+    demo = load_demo("train_mnist_classifier", monkeypatch)
+    small_bundled_set(monkeypatch, demo)
+    before = shipped_files()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train_mnist_classifier.py", "--epochs", "1"] + [
+        "--train-count", "64"])  # fmt: skip
+    demo.main()
+    assert shipped_files() == before
+    run = tmp_path / "runs" / "mnist_classifier"
+    info = json.loads((run / "mnist_lenet.json").read_text())
+    assert info["train_indices"] == [0, 64] and (run / "mnist_lenet.npz").exists()
+
+
+def test_replacing_the_shipped_weights_takes_the_flag_and_a_better_accuracy(
+    tmp_path, monkeypatch, capsys
+):
+    demo = load_demo("train_mnist_classifier", monkeypatch)
+    small_bundled_set(monkeypatch, demo)
+    shipped = copy_weights(tmp_path / "shipped", train_indices=[0, 64], held_out_indices=[64, 200])
+    monkeypatch.setattr(demo, "WEIGHTS_PATH", shipped)
+    before = shipped.read_bytes(), shipped.with_suffix(".json").read_bytes()
+    argv = ["x", "--epochs", "1", "--train-count", "64", "--out", str(tmp_path / "run")]
+
+    def train(*flags: str) -> None:
+        monkeypatch.setattr(sys, "argv", argv + list(flags))
+        demo.main()
+
+    with pytest.raises(SystemExit, match="train_count 64 and 100"):  # other held-out images
+        train("--replace-shipped-weights", "--train-count", "100")
+    with pytest.raises(SystemExit, match=r"below the shipped weights' 0\.9945"):
+        train("--replace-shipped-weights")  # one epoch on 64 digits: far below
+    assert (shipped.read_bytes(), shipped.with_suffix(".json").read_bytes()) == before
+    monkeypatch.setattr(demo, "accuracy", lambda *args: 0.996)  # as if it had trained well
+    train()  # without the flag: the shipped weights stay
+    assert (shipped.read_bytes(), shipped.with_suffix(".json").read_bytes()) == before
+    train("--replace-shipped-weights")
+    assert shipped.read_bytes() == (tmp_path / "run" / "mnist_lenet.npz").read_bytes()
+    assert json.loads(shipped.with_suffix(".json").read_text())["held_out_accuracy"] == 0.996
+    assert "replaced" in capsys.readouterr().out

@@ -66,6 +66,9 @@ from tinygan.checkpoint import load_checkpoint
 from tinygan.tensor import Tensor
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "mnist_lenet.npz"
+# The held-out accuracy a classifier's JSON must record for the scores to mean what this
+# module says (the shipped weights: 99.45%); a weaker one's features and classes mislead.
+MIN_ACCURACY = 0.99
 MIN_CLASS_SHARE = 0.01  # a digit counts as "present" when at least 1% of predictions are it
 FLOOR_SEED = 0  # the random split of the reference images into the floor's two halves
 
@@ -253,7 +256,7 @@ def classifier_info(path: Path = WEIGHTS_PATH) -> dict[str, Any]:
     if not info_path.is_file():
         raise FileNotFoundError(
             f"{info_path} is missing: it ships with tinygan; recreate it (and the weights) with "
-            "`python demos/train_mnist_classifier.py`"
+            "`python demos/train_mnist_classifier.py --replace-shipped-weights`"
         )
     return json.loads(info_path.read_text())
 
@@ -265,12 +268,26 @@ def load_classifier(path: Path = WEIGHTS_PATH) -> nn.Sequential:
     Loaded once and then kept; do not train the returned model.
 
     Raises:
-        FileNotFoundError: the weights file is missing.
+        FileNotFoundError: the weights file, or the JSON beside it, is missing.
+        ValueError: the JSON records a held-out accuracy below ``MIN_ACCURACY``, or none.
     """
     if not Path(path).is_file():
         raise FileNotFoundError(
             f"the classifier weights {path} are missing: they ship with tinygan; recreate them "
-            "with `python demos/train_mnist_classifier.py`"
+            "with `python demos/train_mnist_classifier.py --replace-shipped-weights`"
+        )
+    accuracy = classifier_info(path).get("held_out_accuracy")
+    if accuracy is None:
+        raise ValueError(
+            f"{Path(path).with_suffix('.json')} records no held-out accuracy, so the "
+            f"classifier {path} cannot be trusted to score samples"
+        )
+    if not accuracy >= MIN_ACCURACY:
+        raise ValueError(
+            f"the classifier {path} records a held-out accuracy of {accuracy:.1%}, below the "
+            f"{MIN_ACCURACY:.0%} these scores assume. Restore the shipped weights (git "
+            "checkout tinygan/weights) or train better ones with `python "
+            "demos/train_mnist_classifier.py --replace-shipped-weights`"
         )
     model = models.lenet()
     load_checkpoint(path, model=model)

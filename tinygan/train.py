@@ -34,7 +34,7 @@ from tinygan.gan import LOSSES, d_step, g_step
 from tinygan.nn import Module
 from tinygan.optim import SGD, Adam, Optimizer
 from tinygan.tensor import Tensor
-from tinygan.utils.cli import require_choice, require_positive
+from tinygan.utils.cli import require_choice, require_folder, require_positive, require_range
 from tinygan.utils.run import Run, RunConfig, sample_from_checkpoint
 
 
@@ -48,11 +48,11 @@ class TrainConfig(RunConfig):
             squares) or "wgan-gp" (Wasserstein critic with gradient penalty).
         batch_size: real and fake images per discriminator update.
         optimizer: "adam" or "sgd" (SGD with momentum).
-        lr_g, lr_d: learning rates of generator and discriminator.
-        beta1, beta2: Adam's betas.
-        momentum: SGD's momentum.
+        lr_g, lr_d: learning rates of generator and discriminator, in (0, inf).
+        beta1, beta2: Adam's betas, in [0, 1).
+        momentum: SGD's momentum, in [0, 1).
         d_steps: discriminator (critic) updates per generator update (k, n_critic).
-        gp_weight: weight lambda of WGAN-GP's gradient penalty.
+        gp_weight: weight lambda of WGAN-GP's gradient penalty, in [0, inf).
     """
 
     loss: str = "lsgan"
@@ -70,7 +70,22 @@ class TrainConfig(RunConfig):
         super().__post_init__()
         require_choice("loss", self.loss, tuple(LOSSES))
         require_choice("optimizer", self.optimizer, ("adam", "sgd"))
-        require_positive(self, "batch_size", "d_steps")
+        require_update_settings(self)
+        require_positive(self, "d_steps")
+        require_range(self, "momentum", low=0, high=1)
+        require_range(self, "gp_weight", low=0)
+
+
+def require_update_settings(config: Any) -> None:
+    """Check the settings every GAN update has (for a config's ``__post_init__``).
+
+    ``batch_size`` at least 1, learning rates ``lr_g`` and ``lr_d`` in (0, inf), Adam's
+    ``beta1`` and ``beta2`` in [0, 1) (a beta of 1 would never forget, and its bias
+    correction would divide by 0). Raises ValueError otherwise.
+    """
+    require_positive(config, "batch_size")
+    require_range(config, "lr_g", "lr_d", low=0, low_open=True)
+    require_range(config, "beta1", "beta2", low=0, high=1)
 
 
 def make_optimizer(params: Any, lr: float, config: TrainConfig) -> Optimizer:
@@ -142,6 +157,7 @@ class MnistSettings:
         super().__post_init__()  # the RunConfig this is mixed into
         require_choice("dataset", self.dataset, data.TRAINING_SETS)
         require_choice("model", self.model, models.MNIST_MODELS)
+        require_folder(self, "data_root")
         if self.eval_every and self.dataset != "mnist":
             raise ValueError("eval_every scores digits with an MNIST classifier: MNIST runs only")
 

@@ -2,15 +2,19 @@
 
 The demos describe their settings once, as a dataclass with defaults and a docstring
 ``Attributes:`` section; this module turns it into an argparse parser, so a flag, its
-default and its help text can never disagree with the code.
+default and its help text can never disagree with the code. The dataclass checks its
+values in ``__post_init__`` with the ``require_*`` helpers below, so a bad flag is a usage
+error (exit status 2) before anything is loaded or written.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -68,8 +72,41 @@ def require_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
 
 
-def require_positive(config: Any, *names: str) -> None:
-    """Raise ValueError unless each named field of ``config`` is at least 1."""
+def require_range(
+    config: Any,
+    *names: str,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = True,
+) -> None:
+    """Raise ValueError unless each named field of ``config`` lies in the interval.
+
+    The interval runs from ``low`` to ``high``, each end included unless it is open; the
+    default, [low, inf), leaves out infinity. NaN lies in no interval (every comparison
+    with it is False), so ``--lr nan`` is refused like ``--lr -1``.
+
+    Example:
+        >>> require_range(config, "beta1", "beta2", low=0, high=1)  # [0, 1)
+        >>> require_range(config, "lr", low=0, low_open=True)  # (0, inf): finite, positive
+    """
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
     for name in names:
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+        value = getattr(config, name)
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (above and below):
+            raise ValueError(f"{name} must be in {interval}, got {value!r}")
+
+
+def require_positive(config: Any, *names: str) -> None:
+    """Raise ValueError unless each named field of ``config`` is at least 1 (a count)."""
+    require_range(config, *names, low=1)
+
+
+def require_folder(config: Any, *names: str) -> None:
+    """Raise ValueError unless each named field of ``config`` is empty or an existing folder."""
+    for name in names:
+        value = getattr(config, name)
+        if value and not Path(value).is_dir():
+            raise ValueError(f"{name} must be an existing folder (or not given), got {value!r}")

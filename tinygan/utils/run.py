@@ -17,9 +17,22 @@ The folder ``config.out`` holds ``config.json`` (the settings), ``samples/step_X
 resumed run needs, since every random number is a pure function of the seed and the step,
 see :mod:`tinygan.utils.streams`) and, with evaluations, ``metrics.csv``.
 
-Ctrl-C (SIGINT) and SIGTERM do not cut a step in half: they are noted, the step finishes,
-a checkpoint of it is written, and the process exits (status 130 or 143), so ``--resume``
-continues exactly as if nothing had happened.
+The folder belongs to one run:
+
+* A new run stops (:class:`RunError`) where a run already left its files, naming the
+  choices: ``--resume`` continues it, ``--overwrite`` deletes the files a run writes
+  (:data:`RUN_FILES` and the grids in ``samples/``, never other files) and starts again,
+  or another ``--out``.
+* ``--resume`` continues from ``checkpoint.npz`` with the same settings (``config.json``
+  says which; the folder may be spelled another way). Without a checkpoint, nothing has
+  been saved to continue from: the run says so and starts from step 0, which makes a
+  command with ``--resume`` safe to repeat until the run is done.
+* Ctrl-C (SIGINT) and SIGTERM do not cut a step in half: they are noted, the step
+  finishes, a checkpoint of it is written, and the process exits (status 130 or 143), so
+  ``--resume`` continues exactly as if nothing had happened. Before the first step there
+  is nothing to save: the run stops at once with the same status.
+* A diverged run stops (:class:`RunError`) at the first step whose losses are not finite,
+  before that step writes anything: the last checkpoint and grids are those of good steps.
 """
 
 from __future__ import annotations
@@ -27,6 +40,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -37,30 +52,47 @@ from typing import Any, TextIO
 import numpy as np
 
 from tinygan import metrics
-from tinygan.backend import normalize_device
+from tinygan.backend import array_module, normalize_device
 from tinygan.checkpoint import load_checkpoint, save_checkpoint
 from tinygan.gan import generate, generate_many
 from tinygan.nn import Module
 from tinygan.optim import Optimizer
 from tinygan.tensor import Tensor
-from tinygan.utils.cli import require_positive
+from tinygan.utils.cli import require_positive, require_range
 from tinygan.utils.fileio import atomic_write
 from tinygan.utils.images import save_grid, save_loss_plot, save_strip
 from tinygan.utils.progress import Progress
 from tinygan.utils.streams import RandomStreams
 
 HISTORY = ("step", "d_loss", "g_loss", "d_real", "d_fake", "penalty", "seconds")
+# The files a run (or --sample) writes in its folder, besides the grids in samples/.
+RUN_FILES = (
+    "config.json", "checkpoint.npz", "losses.csv", "losses.png", "metrics.csv", "progress.gif",
+    "samples.png", "interpolation.png",
+)  # fmt: skip
+_GRID_NAME = re.compile(r"step_\d{6,}\.png")  # samples/step_XXXXXX.png
 # Settings that may change between a run and its resumption without changing the result.
 _RESUMABLE_CHANGES = {
     "steps",
     "resume",
+    "overwrite",
     "device",
+    "out",  # the same folder, perhaps spelled another way: config.json is read from it
     "log_every",
     "sample_every",
     "checkpoint_every",
     "eval_every",
     "sample",
 }
+_FOLDER_SETTINGS = {"data_root", "root"}  # compared resolved: "./digits" is "digits"
+
+
+class RunError(SystemExit):
+    """A run cannot start or cannot go on; the message says why and what to do.
+
+    A ``SystemExit`` whose code is the message: a demo stops with the message on stderr,
+    status 1 and no traceback, and a caller can catch it like any exception.
+    """
 
 
 @dataclass
@@ -72,14 +104,16 @@ class RunConfig:
         z_dim: size of the noise vector.
         seed: seeds the weights, the noise and the order of the batches.
         device: "auto" (the GPU when there is one), "cpu" or "cuda".
-        out: the run's output folder.
-        sample_every: steps between sample grids.
-        checkpoint_every: steps between checkpoints.
+        out: the run's output folder; a new run refuses one that holds a run already.
+        sample_every: steps between sample grids (and at the last step); 0: none.
+        checkpoint_every: steps between checkpoints (and at the last step); 0: none, so
+            that --resume and --sample find nothing to load unless the run is interrupted.
         log_every: steps between log lines when the output is not a terminal.
         eval_every: steps between sample-quality scores of 2,000 generated images
             (tinygan.metrics: Fréchet distance, inception-style score, class coverage;
             MNIST only), written to metrics.csv and the progress output; 0: never.
-        resume: continue from out/checkpoint.npz.
+        resume: continue from out/checkpoint.npz (from step 0 when there is none yet).
+        overwrite: delete the run in out (only the files a run writes) and start again.
         sample: only load out/checkpoint.npz and write a sample grid and an interpolation.
     """
 
@@ -93,12 +127,19 @@ class RunConfig:
     log_every: int = 50
     eval_every: int = 0
     resume: bool = False
+    overwrite: bool = False
     sample: bool = False
 
     def __post_init__(self) -> None:
-        require_positive(self, "steps", "z_dim")
+        require_positive(self, "steps", "z_dim", "log_every")
+        require_range(self, "seed", "sample_every", "checkpoint_every", "eval_every", low=0)
         if self.device != "auto":
             normalize_device(self.device)
+        if self.resume and self.overwrite:
+            raise ValueError(
+                "--resume and --overwrite exclude each other: --resume continues the run in "
+                "--out, --overwrite deletes it and starts again"
+            )
 
 
 class Run:
@@ -132,6 +173,7 @@ class Run:
         self.streams = RandomStreams(config.seed)
         self.device = next(iter(generator.parameters())).device
         self.step = 0  # the last finished step
+        self.checkpoint_step = 0  # the step of the checkpoint in the folder (0: none)
         self._seconds_before = 0.0  # training time before this process (resumed runs)
         self.history: dict[str, list[float]] = {name: [] for name in HISTORY}
         self.metrics_history: list[dict[str, float]] = []  # one row per evaluation
@@ -141,43 +183,49 @@ class Run:
     def steps(self) -> Iterator[int]:
         """Steps 1..``config.steps`` (after the checkpoint's step with ``resume``).
 
-        Starts the run: loads the checkpoint when resuming, writes ``config.json``. While
-        the loop runs, Ctrl-C and SIGTERM wait for the current step to finish; then a
-        checkpoint of that step is written and the process exits (status 128 + signal).
+        Starts the run: claims the output folder (see the module docstring: a run already
+        there stops this one unless ``resume`` or ``overwrite`` says what to do with it),
+        loads the checkpoint when resuming, writes ``config.json``. Meanwhile and during the
+        steps, Ctrl-C and SIGTERM wait for the current step to finish; then a checkpoint of
+        it is written (none before step 1) and the process exits (status 128 + signal).
+
+        Raises:
+            RunError: the folder holds another run, or ``resume`` meets other settings.
         """
-        self.out.mkdir(parents=True, exist_ok=True)
-        if self.config.resume:
-            self.resume()
-        self._write_config()
-        self._seconds_before = self.history["seconds"][-1] if self.history["seconds"] else 0.0
-        self.progress = Progress(
-            self.config.steps, self.step, self.progress.stream, self.config.log_every
-        )
-        self.message(
-            f"training on {self.device} for {self.config.steps} steps (from step {self.step}); "
-            f"output in {self.out.resolve()}"
-        )
         with _signals_deferred() as caught:
+            self._start()
+            first = self.step
             for step in range(self.step + 1, self.config.steps + 1):
-                yield step
                 if caught:
-                    self.save_checkpoint()
-                    self.message(
-                        f"\ninterrupted: checkpoint of step {self.step} saved in "
-                        f"{self.checkpoint_path}; run again with --resume to continue"
-                    )
-                    raise SystemExit(128 + caught[0])
-        self.message(
-            f"done: {self.step} steps in {self.history['seconds'][-1]:.0f} s; samples in "
-            f"{(self.out / 'samples').resolve()}, losses in {(self.out / 'losses.png').resolve()}"
-        )
+                    break
+                yield step
+            if caught:
+                self._stop(caught[0], steps_done=self.step - first)
+        written = {"samples": self.out / "samples", "losses": self.out / "losses.png"}
+        where = "".join(f"; {k} in {p.resolve()}" for k, p in written.items() if p.exists())
+        self.message(f"done: {self.step} steps in {self.history['seconds'][-1]:.0f} s{where}")
 
     def log(self, step: int, **values: float) -> None:
         """Step ``step`` is finished: record its losses, update the progress line.
 
         ``values`` are the columns of ``losses.csv`` (``d_loss``, ``g_loss``, ``d_real``,
         ``d_fake``, ``penalty``; a missing one is recorded as 0).
+
+        This is also the divergence guard: a loss that is not finite (NaN or infinite)
+        stops the run here, before the step writes a grid or a checkpoint, so the last
+        checkpoint and grids stay those of good steps. The losses are checked at every
+        step, since they are at hand; the weights, which would cost a pass over every
+        array at every step, are checked only before they are written or drawn (see
+        :meth:`save_checkpoint`, :meth:`save_samples`).
+
+        Raises:
+            RunError: a loss is not finite; the message names the step, the values and
+                the likely cause.
         """
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+        if bad:
+            shown = ", ".join(f"{k} {v}" for k, v in bad.items())
+            raise self._diverged(step, f"its losses are not finite ({shown}), so it saved nothing")
         self.step = step
         self.history["step"].append(float(step))
         values["seconds"] = self._seconds_before + self.progress.elapsed()
@@ -195,7 +243,12 @@ class Run:
 
     # ------------------------------------------------------------------ records
     def save_samples(self, step: int) -> Path:
-        """The fixed-noise grid of step ``step`` as ``samples/step_XXXXXX.png``."""
+        """The fixed-noise grid of step ``step`` as ``samples/step_XXXXXX.png``.
+
+        Raises:
+            RunError: a weight of the generator is not finite (nothing is drawn).
+        """
+        self._check_weights(("generator", self.generator), what=f"the grid of step {step}")
         z = Tensor(self.streams.grid_noise(64, self.config.z_dim)).to(self.device)
         path = self.out / "samples" / f"step_{step:06d}.png"
         save_grid(generate(self.generator, z), path, nrow=8)
@@ -206,7 +259,14 @@ class Run:
         return self.out / "checkpoint.npz"
 
     def save_checkpoint(self) -> None:
-        """Write ``checkpoint.npz``, ``losses.csv`` and ``losses.png`` (each atomically)."""
+        """Write ``checkpoint.npz``, ``losses.csv`` and ``losses.png`` (each atomically).
+
+        Raises:
+            RunError: a weight or BatchNorm statistic of either network is not finite;
+                nothing is written, so the checkpoint in the folder stays a good one.
+        """
+        networks = ("generator", self.generator), ("discriminator", self.discriminator)
+        self._check_weights(*networks, what=f"the checkpoint of step {self.step}")
         history = {f"history_{k}": np.asarray(v, dtype=np.float64) for k, v in self.history.items()}
         save_checkpoint(
             self.checkpoint_path,
@@ -217,13 +277,22 @@ class Run:
             step=self.step,
             **history,
         )
+        self.checkpoint_step = self.step
         self._write_losses()
 
     def resume(self) -> None:
-        """Load ``checkpoint.npz`` of the output folder (a fresh start when there is none)."""
-        if not self.checkpoint_path.exists():
-            return
+        """Load ``checkpoint.npz`` of the output folder (a fresh start, said so, without one).
+
+        Raises:
+            RunError: the folder's ``config.json`` holds settings that change the result.
+        """
         self._check_config_matches()
+        if not self.checkpoint_path.exists():
+            self.message(
+                f"--resume: no checkpoint in {self.out.resolve()} yet, so nothing to continue "
+                "from: starting from step 0"
+            )
+            return
         extras = load_checkpoint(
             self.checkpoint_path,
             generator=self.generator,
@@ -231,7 +300,7 @@ class Run:
             opt_g=self.opt_g,
             opt_d=self.opt_d,
         )
-        self.step = int(extras["step"])
+        self.step = self.checkpoint_step = int(extras["step"])
         self.history = {k: list(map(float, extras[f"history_{k}"])) for k in HISTORY}
         if self.metrics_path.exists():  # keep the evaluations up to the checkpoint's step
             with open(self.metrics_path, newline="") as f:
@@ -249,6 +318,7 @@ class Run:
         so the scores follow the generator, not the noise; generating in eval mode leaves
         the training exactly as it would be without evaluations.
         """
+        self._check_weights(("generator", self.generator), what=f"the scores of step {step}")
         z = self.streams.evaluation_noise(self.eval_samples, self.config.z_dim)
         scores = metrics.score(generate_many(self.generator, z, self.device))
         self.metrics_history.append({"step": float(step), **scores.as_dict()})
@@ -262,18 +332,109 @@ class Run:
         self.message(f"step {step} quality: {scores.summary()}")
         return scores
 
+    # ------------------------------------------------------------------ internals
+    def _start(self) -> None:
+        """Claim the folder (see the module docstring), resume, write ``config.json``."""
+        found = self._run_files()
+        if self.config.resume:
+            self.resume()
+        elif found and self.config.overwrite:
+            self._delete_run_files()
+            self.message(f"--overwrite: deleted the earlier run's {', '.join(found)}")
+        elif found:
+            raise RunError(
+                f"{self.out.resolve()} already holds a run ({', '.join(found)}). Use --resume "
+                "to continue it, --overwrite to delete it and start again, or another --out "
+                "folder."
+            )
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        self._seconds_before = self.history["seconds"][-1] if self.history["seconds"] else 0.0
+        self.progress = Progress(
+            self.config.steps, self.step, self.progress.stream, self.config.log_every
+        )
+        self.message(
+            f"training on {self.device} for {self.config.steps} steps (from step {self.step}); "
+            f"output in {self.out.resolve()}"
+        )
+
+    def _stop(self, signum: int, steps_done: int) -> None:
+        """After SIGINT or SIGTERM: save the last finished step (if any), exit 128 + signum."""
+        if steps_done:
+            self.save_checkpoint()
+            self.message(
+                f"\ninterrupted: checkpoint of step {self.step} saved in "
+                f"{self.checkpoint_path.resolve()}; run again with --resume to continue"
+            )
+        else:
+            self.message(f"interrupted before step {self.step + 1}: nothing new to save")
+        raise SystemExit(128 + signum)
+
+    def _run_files(self) -> list[str]:
+        """The names of the files of a run in the folder (``samples/`` for the grids)."""
+        found = [name for name in RUN_FILES if (self.out / name).exists()]
+        samples = self.out / "samples"
+        if samples.is_dir() and any(_GRID_NAME.fullmatch(p.name) for p in samples.iterdir()):
+            found.append("samples/")
+        return found
+
+    def _delete_run_files(self) -> None:
+        """Delete the files a run writes, and ``samples/`` if nothing else is in it."""
+        for name in RUN_FILES:
+            (self.out / name).unlink(missing_ok=True)
+        samples = self.out / "samples"
+        if samples.is_dir():
+            for grid in samples.iterdir():
+                if _GRID_NAME.fullmatch(grid.name):
+                    grid.unlink()
+            if not any(samples.iterdir()):
+                samples.rmdir()
+
+    def _check_weights(self, *networks: tuple[str, Module], what: str) -> None:
+        """Raise the divergence RunError if an array of the named ``networks`` is not finite."""
+        for name, network in networks:
+            arrays = network.state_dict().items()
+            bad = [k for k, a in arrays if not array_module(a).isfinite(a).all()]
+            if bad:
+                listed = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+                raise self._diverged(
+                    self.step, f"{len(bad)} arrays of the {name} are not finite ({listed}); "
+                    f"{what} was not written"
+                )  # fmt: skip
+
+    def _diverged(self, step: int, what: str) -> RunError:
+        """The error that stops a diverged run: which step, what, why, what is kept."""
+        rates = {k: v for k, v in asdict(self.config).items() if k.startswith("lr")}
+        cause = "learning rates too large" if rates else "a setting that makes training unstable"
+        if rates:
+            cause += " (" + ", ".join(f"{k} {v:g}" for k, v in rates.items()) + ")"
+        kept = (
+            f"The last checkpoint, of step {self.checkpoint_step}, is kept in "
+            f"{self.checkpoint_path.resolve()}"
+            if self.checkpoint_step
+            else "No checkpoint had been written"
+        )
+        if self.progress.is_terminal:
+            self.progress.stream.write("\n")  # the error goes below the last progress line
+        return RunError(
+            f"step {step}: training diverged: {what}. Likely cause: {cause}. {kept}. Start "
+            "again with a smaller learning rate (--overwrite, or another --out folder)."
+        )
+
     def _check_config_matches(self) -> None:
         path = self.out / "config.json"
         if not path.exists():
             return
         before = json.loads(path.read_text())
         now = asdict(self.config)
-        changed = [k for k in now if k not in _RESUMABLE_CHANGES and before.get(k) != now[k]]
+        changed = [
+            k for k in now if k not in _RESUMABLE_CHANGES and not _same(k, before.get(k), now[k])
+        ]
         if changed:
             details = ", ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed)
-            raise ValueError(
-                f"--resume: the settings differ from the run in {self.out} ({details}); "
-                "use the same settings, or another --out folder"
+            raise RunError(
+                f"--resume: the settings differ from the run in {self.out.resolve()} "
+                f"({details}); use the same settings, or another --out folder"
             )
 
     def _write_config(self) -> None:
@@ -292,6 +453,13 @@ class Run:
             curves = {"D loss": self.history["d_loss"], "G loss": self.history["g_loss"]}
             title = f"{self.out.name} losses"
             save_loss_plot(curves, self.out / "losses.png", title=title, steps=self.history["step"])
+
+
+def _same(name: str, before: Any, now: Any) -> bool:
+    """Whether setting ``name`` is unchanged (folders compared as resolved paths)."""
+    if name in _FOLDER_SETTINGS and before and now:
+        return Path(before).resolve() == Path(now).resolve()
+    return before == now
 
 
 class _signals_deferred:

@@ -1,0 +1,177 @@
+"""Flags: every setting is checked when the flags are parsed, before any data is loaded."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tinygan.train import MnistConfig
+from tinygan.utils.cli import parse_config, require_range
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_demo(name: str, monkeypatch):
+    """A demos/ script as a module (its ``if __name__ == "__main__"`` part not run)."""
+    monkeypatch.syspath_prepend(str(ROOT / "demos"))
+    spec = importlib.util.spec_from_file_location(f"{name}_demo", ROOT / "demos" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+def usage_error(cls, argv, capsys) -> str:
+    """parse_config's message for ``argv``, which must be a usage error (exit status 2)."""
+    with pytest.raises(SystemExit) as stop:
+        parse_config(cls, argv)
+    assert stop.value.code == 2
+    return capsys.readouterr().err
+
+
+@dataclass
+class Interval:
+    rate: float = 1.0
+    share: float = 0.5
+    count: int = 3
+
+    def __post_init__(self) -> None:
+        require_range(self, "rate", low=0, low_open=True)
+        require_range(self, "share", low=0, high=1)
+        require_range(self, "count", low=1, high=5, high_open=False)
+
+
+@pytest.mark.parametrize(
+    "field, value, interval",
+    [
+        ("rate", 0.0, "(0, inf)"), ("rate", -1e-3, "(0, inf)"), ("rate", math.inf, "(0, inf)"),
+        ("rate", math.nan, "(0, inf)"), ("share", 1.0, "[0, 1)"), ("share", -0.1, "[0, 1)"),
+        ("share", math.nan, "[0, 1)"), ("count", 0, "[1, 5]"), ("count", 6, "[1, 5]"),
+    ],
+)  # fmt: skip
+def test_require_range_names_the_field_the_interval_and_the_value(field, value, interval):
+    with pytest.raises(ValueError) as err:
+        Interval(**{field: value})
+    assert str(err.value) == f"{field} must be in {interval}, got {value!r}"
+
+
+def test_require_range_accepts_the_ends_that_belong_to_the_interval():
+    Interval(rate=1e-12, share=0.0, count=5)
+    Interval(rate=1e300, share=0.999, count=1)
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--lr-g", "nan", "lr_g must be in (0, inf), got nan"),
+        ("--lr-g", "inf", "lr_g must be in (0, inf), got inf"),
+        ("--lr-d", "-0.0002", "lr_d must be in (0, inf), got -0.0002"),
+        ("--lr-d", "0", "lr_d must be in (0, inf), got 0.0"),
+        ("--beta1", "1", "beta1 must be in [0, 1), got 1.0"),
+        ("--beta2", "-0.5", "beta2 must be in [0, 1), got -0.5"),
+        ("--momentum", "1.5", "momentum must be in [0, 1), got 1.5"),
+        ("--momentum", "nan", "momentum must be in [0, 1), got nan"),
+        ("--gp-weight", "-10", "gp_weight must be in [0, inf), got -10.0"),
+        ("--gp-weight", "nan", "gp_weight must be in [0, inf), got nan"),
+        ("--seed", "-1", "seed must be in [0, inf), got -1"),
+        ("--steps", "0", "steps must be in [1, inf), got 0"),
+        ("--batch-size", "0", "batch_size must be in [1, inf), got 0"),
+        ("--d-steps", "0", "d_steps must be in [1, inf), got 0"),
+        ("--checkpoint-every", "-1", "checkpoint_every must be in [0, inf), got -1"),
+        ("--log-every", "0", "log_every must be in [1, inf), got 0"),
+        ("--sample-every", "-1", "sample_every must be in [0, inf), got -1"),
+        ("--eval-every", "-5", "eval_every must be in [0, inf), got -5"),
+    ],
+)
+def test_every_numeric_training_flag_is_checked_when_parsed(capsys, flag, value, message):
+    assert message in usage_error(MnistConfig, [flag, value], capsys)
+
+
+def test_every_n_steps_flags_accept_0_for_never():
+    argv = ["--sample-every", "0", "--checkpoint-every", "0", "--eval-every", "0"]
+    config = parse_config(MnistConfig, argv)
+    assert config.sample_every == config.checkpoint_every == config.eval_every == 0
+
+
+def test_an_explicit_data_root_must_be_an_existing_folder(tmp_path, capsys):
+    missing = tmp_path / "no" / "such" / "folder"
+    assert "data_root must be an existing folder" in usage_error(
+        MnistConfig, ["--data-root", str(missing)], capsys
+    )
+    assert not (tmp_path / "no").exists()  # nothing created
+    a_file = tmp_path / "file.gz"
+    a_file.write_bytes(b"")
+    assert str(a_file) in usage_error(MnistConfig, ["--data-root", str(a_file)], capsys)
+    assert parse_config(MnistConfig, ["--data-root", str(tmp_path)]).data_root == str(tmp_path)
+
+
+def test_resume_and_overwrite_exclude_each_other(capsys):
+    message = usage_error(MnistConfig, ["--resume", "--overwrite"], capsys)
+    assert "--resume and --overwrite exclude each other" in message
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--lr-g", "nan"], "lr_g must be in (0, inf)"),
+        (["--beta1", "1.5"], "beta1 must be in [0, 1)"),
+        (["--batch-size", "0"], "batch_size must be in [1, inf)"),
+        (["--data-root", "/no/such/folder"], "data_root must be an existing folder"),
+    ],
+)
+def test_the_main_demo_checks_its_own_flags(monkeypatch, capsys, argv, message):
+    demo = load_demo("mnist_lsgan", monkeypatch)
+    assert message in usage_error(demo.Config, argv, capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "epochs must be in [1, inf), got 0"),
+        (["--batch-size", "0"], "batch_size must be in [1, inf), got 0"),
+        (["--train-count", "0"], "train_count must be in [64, 9999], got 0"),
+        (["--train-count", "10000"], "train_count must be in [64, 9999], got 10000"),
+        (["--lr", "nan"], "lr must be in (0, inf), got nan"),
+        (["--shift", "-1"], "shift must be in [0, 28), got -1"),
+        (["--seed", "-3"], "seed must be in [0, inf), got -3"),
+    ],
+)
+def test_the_classifier_demo_checks_its_flags(monkeypatch, capsys, argv, message):
+    demo = load_demo("train_mnist_classifier", monkeypatch)
+    assert message in usage_error(demo.ClassifierConfig, argv, capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--samples", "0"], "samples must be in [129, inf), got 0"),
+        (["--samples", "128"], "samples must be in [129, inf), got 128"),
+        (["--seed", "-1"], "seed must be in [0, inf), got -1"),
+        (["--device", "tpu"], "tpu"),
+    ],
+)
+def test_the_evaluation_demo_checks_its_flags(monkeypatch, capsys, argv, message):
+    demo = load_demo("evaluate", monkeypatch)
+    assert message in usage_error(demo.EvaluateConfig, argv, capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--lr", "nan"], "lr must be in (0, inf), got nan"),
+        (["--seed", "-1"], "seed must be in [0, inf), got -1"),
+        (["--input-noise", "-0.1"], "input_noise must be in [0, inf), got -0.1"),
+        (["--hidden-noise", "inf"], "hidden_noise must be in [0, inf), got inf"),
+        (["--log-every", "0"], "log_every must be in [1, inf), got 0"),
+        (["--z-dim", "0"], "z_dim must be in [1, inf), got 0"),
+        (["--data-root", "/no/such/folder"], "data_root must be an existing folder"),
+    ],
+)
+def test_the_semi_supervised_demo_checks_its_flags(monkeypatch, capsys, argv, message):
+    demo = load_demo("mnist_semi_supervised", monkeypatch)
+    assert message in usage_error(demo.SemiSupervisedConfig, argv, capsys)
