@@ -62,6 +62,7 @@ def train_for(settings: dict, seconds: float, images: np.ndarray, args) -> Run:
     config = MnistConfig(
         **settings, seed=args.seed, device="cpu", steps=args.probe_steps, out=str(out),
         sample_every=10**9, checkpoint_every=10**9,  # only at the end of each train()
+        overwrite=True,  # a benchmark run replaces the previous benchmark's folder
     )  # fmt: skip
     critic = LOSSES[config.loss].critic
     generator, discriminator = models.mnist_models(config.model, config.z_dim, critic, config.seed)
@@ -74,7 +75,7 @@ def train_for(settings: dict, seconds: float, images: np.ndarray, args) -> Run:
         if left < per_step / 2:
             return run
         config.steps = run.step + max(1, round(min(left, 30.0) / per_step))
-        config.resume = True
+        config.resume, config.overwrite = True, False
         run = train(generator, discriminator, loader, config, stream=io.StringIO())
 
 
