@@ -4,7 +4,7 @@
     python demos/image_folder_dcgan.py --root ~/data/celeba --sample
 
 Every image under --root (searched recursively) is centre-cropped to a square, resized and
-cached to one .npy file beside the run, so the second run starts at once. By default the
+cached in one .npz file beside the run, so the second run starts at once. By default the
 networks are the DCGAN paper's (Radford et al., 2016): G turns 100 numbers into an image
 through transposed convolutions with BatchNorm and ReLU; D mirrors it with strided
 convolutions and LeakyReLU(0.2). Adam(2e-4, betas (0.5, 0.999)).
@@ -38,7 +38,7 @@ from tinygan.backend import resolve_device
 from tinygan.gan import LOSSES
 from tinygan.train import TrainConfig, train
 from tinygan.utils.cli import parse_config, require_choice
-from tinygan.utils.run import sample_from_checkpoint
+from tinygan.utils.run import check_folder, sample_from_checkpoint
 
 
 @dataclass
@@ -64,6 +64,7 @@ class FolderConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_choice("image_size", self.image_size, (32, 64, 128))
         require_choice("generator", self.generator, ("transposed", "upsample"))
         require_choice("norm", self.norm, ("auto", *models.NORMS))
         if self.norm == "batch" and LOSSES[self.loss].critic:
@@ -91,15 +92,16 @@ def main() -> None:
         return
     if not config.root:
         raise SystemExit("--root is required: a folder of .jpg/.png images")
+    check_folder(config)  # before the images load, which can take minutes
 
     def show_progress(done: int, total: int) -> None:
         print(f"\rreading images: {done}/{total}", end="\n" if done == total else "", flush=True)
 
     folder = data.load_image_folder(config.root, size, cache_dir=config.out, progress=show_progress)
-    print(
-        f"{len(folder.images):,} images of {size}x{size} from {config.root}"
-        + (f" ({folder.skipped} unreadable files skipped)" if folder.skipped else "")
-    )
+    left_out = f"; left out: {len(folder.unreadable)} unreadable, {len(folder.ignored)} other files"
+    print(f"{len(folder.images):,} images of {size}x{size} from {config.root}" + left_out)
+    if folder.cache_warning:
+        print(folder.cache_warning)
     loader = data.BatchLoader(folder.images, config.batch_size, seed=config.seed)
     train(generator, discriminator, loader, config, stream=sys.stdout)
 

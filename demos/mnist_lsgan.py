@@ -18,9 +18,19 @@ The loop below is Goodfellow et al.'s Algorithm 1 with one discriminator step (k
         D <- D - lr grad_D L_D(D(x), D(G(z)))        gan.d_step, Adam
         G <- G - lr grad_G L_G(D(G(z)))              gan.g_step, Adam
 
+The two updates live in tinygan/gan.py, written once for every loop in tinygan; each is
+three lines:
+
+    d_step:  real_scores, fake_scores = D(x), D(G(z))
+             loss = L_D(real_scores, fake_scores)
+             opt_d.minimize(loss)      # .grad = dL_D/dθ_D for D's parameters, then Adam
+    g_step:  loss = L_G(D(G(z)))
+             opt_g.minimize(loss)      # only G's parameters move
+
 To train another GAN, change the two loss functions in the loop: losses.gan_d_loss and
-losses.gan_g_loss give the original (non-saturating) GAN. tinygan/train.py is the same
-loop with k discriminator steps and WGAN-GP's gradient penalty, for the other demos.
+losses.gan_g_loss give the original (non-saturating) GAN (pass logits=True to summary()
+to log D's outputs as probabilities). tinygan/train.py is the same loop with k
+discriminator steps and WGAN-GP's gradient penalty, for the other demos.
 Samples, loss curves and checkpoints go to runs/mnist_lsgan/.
 """
 
@@ -38,6 +48,7 @@ from tinygan.tensor import Tensor
 from tinygan.train import MnistSettings, require_update_settings
 from tinygan.utils.cli import parse_config
 from tinygan.utils.run import Run, RunConfig, sample_from_checkpoint
+from tinygan.utils.streams import RandomStreams
 
 
 @dataclass
@@ -66,17 +77,20 @@ def main() -> None:
     config = parse_config(Config)
     device = resolve_device(config.device)
 
-    # The networks, initialised from the seed: G maps z (N, 100) to digits (N, 1, 28, 28)
+    # The networks, initialised from the seed: G maps z (N, z_dim) to digits (N, 1, 28, 28)
     # in [-1, 1]; D maps digits to one score each (N, 1).
     G, D = models.mnist_models(config.model, config.z_dim, seed=config.seed)
-    G, D = G.to(device).train(), D.to(device).train()
+    G, D = G.to(device), D.to(device)
     if config.sample:
-        sample_from_checkpoint(G, Path(config.out) / "checkpoint.npz", config.out, config.z_dim,
-                               config.seed, log=print)  # fmt: skip
+        checkpoint = Path(config.out) / "checkpoint.npz"
+        sample_from_checkpoint(G, checkpoint, config.out, config.z_dim, config.seed, log=print)
         return
 
     # The data: uint8 digits (N, 28, 28); batch s is a pure function of (seed, s).
-    loader = data.BatchLoader(config.load_images(log=print), config.batch_size, seed=config.seed)
+    root = config.data_root or None
+    images = data.load_training_images(config.dataset, root, config.download, log=print)
+    loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
+    streams = RandomStreams(config.seed)  # the noise z of step s: a pure function of (seed, s)
 
     betas = (config.beta1, config.beta2)
     opt_g = Adam(G.parameters(), lr=config.lr_g, betas=betas)
@@ -87,16 +101,16 @@ def main() -> None:
     run = Run(config, G, D, opt_g, opt_d, stream=sys.stdout)
     n = config.batch_size
     for step in run.steps():
-        real = Tensor(loader.batch(step)).to(device)  # (64, 1, 28, 28) real digits
-        z = Tensor(run.streams.noise(step, n, config.z_dim)).to(device)  # (64, 100)
-        fake = G(z)  # (64, 1, 28, 28)
+        real = Tensor(loader.batch(step)).to(device)  # (n, 1, 28, 28) real digits
+        z = Tensor(streams.noise(step, n, config.z_dim)).to(device)  # (n, z_dim)
+        fake = G(z)  # (n, 1, 28, 28)
 
         # Discriminator: D(x) -> 1, D(G(z)) -> 0. fake.detach(): this update leaves G alone.
-        d = d_step(D, opt_d, losses.lsgan_d_loss, real, fake.detach())
+        d_update = d_step(D, opt_d, losses.lsgan_d_loss, real, fake.detach())
         # Generator: D(G(z)) -> 1, through D (whose weights stay as they are) into G.
         g_loss = g_step(D, opt_g, losses.lsgan_g_loss, fake)
 
-        run.log(step, g_loss=g_loss.item(), **d.summary())
+        run.log(step, g_loss=g_loss.item(), **d_update.summary())  # first: it ends the step
         if run.due(step, config.sample_every):
             run.save_samples(step)  # samples/step_XXXXXX.png, from a fixed z
         if run.due(step, config.checkpoint_every):

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tinygan.train import MnistConfig, train_mnist
+
 DEMOS = Path(__file__).resolve().parent.parent / "demos"
 
 
@@ -134,3 +136,27 @@ def test_a_bad_flag_stops_the_demo_before_the_data_loads(tmp_path):
     result = demo_status("mnist_lsgan.py", "--lr-g", "nan", "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "lr_g must be in (0, inf), got nan" in result.stderr
     assert result.stdout == "" and not (tmp_path / "run").exists()
+
+
+def checkpoint_arrays(folder) -> dict[str, np.ndarray]:
+    with np.load(folder / "checkpoint.npz") as archive:
+        return {k: archive[k] for k in archive.files if k != "history_seconds"}
+
+
+def test_main_demo_resumes_exactly_and_is_the_shared_loop(tmp_path):
+    """demos/mnist_lsgan.py: stopped at step 2 and resumed ends as a straight 4-step run, and
+    both equal tinygan.train's loop with the same settings (the two loops cannot drift)."""
+    common = ["--model", "mlp", "--batch-size", "16", "--sample-every", "2", "--device", "cpu"]
+    run_demo("mnist_lsgan.py", *common, "--steps", "4", "--out", str(tmp_path / "straight"))
+    run_demo("mnist_lsgan.py", *common, "--steps", "2", "--out", str(tmp_path / "resumed"))
+    run_demo("mnist_lsgan.py", *common, "--steps", "4", "--out", str(tmp_path / "resumed"),
+             "--resume")  # fmt: skip
+    config = MnistConfig(loss="lsgan", model="mlp", batch_size=16, steps=4, device="cpu",
+                         out=str(tmp_path / "shared"))  # fmt: skip
+    train_mnist(config)
+    straight = checkpoint_arrays(tmp_path / "straight")
+    for other in ("resumed", "shared"):
+        arrays = checkpoint_arrays(tmp_path / other)
+        assert arrays.keys() == straight.keys()
+        for key, value in straight.items():
+            np.testing.assert_array_equal(arrays[key], value, err_msg=f"{other}: {key}")

@@ -219,6 +219,7 @@ def test_resume_accepts_folders_spelled_another_way(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- divergence
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
 def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_its_last_checkpoint(
     tmp_path,
 ):

@@ -20,11 +20,8 @@ uninterrupted one does. The records (grids, losses, checkpoints) are kept by
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
-
-import numpy as np
 
 from tinygan import data, models
 from tinygan.autograd import no_grad
@@ -160,10 +157,6 @@ class MnistSettings:
         require_folder(self, "data_root")
         if self.eval_every and self.dataset != "mnist":
             raise ValueError("eval_every scores digits with an MNIST classifier: MNIST runs only")
-
-    def load_images(self, log: Callable[[str], None] | None = None) -> np.ndarray:
-        """The training images, uint8 (N, 28, 28) (see ``data.load_training_images``)."""
-        return data.load_training_images(self.dataset, self.data_root or None, self.download, log)
 
 
 @dataclass

@@ -335,18 +335,12 @@ class Run:
     # ------------------------------------------------------------------ internals
     def _start(self) -> None:
         """Claim the folder (see the module docstring), resume, write ``config.json``."""
-        found = self._run_files()
+        found = check_folder(self.config)
         if self.config.resume:
             self.resume()
-        elif found and self.config.overwrite:
+        elif found:
             self._delete_run_files()
             self.message(f"--overwrite: deleted the earlier run's {', '.join(found)}")
-        elif found:
-            raise RunError(
-                f"{self.out.resolve()} already holds a run ({', '.join(found)}). Use --resume "
-                "to continue it, --overwrite to delete it and start again, or another --out "
-                "folder."
-            )
         self.out.mkdir(parents=True, exist_ok=True)
         self._write_config()
         self._seconds_before = self.history["seconds"][-1] if self.history["seconds"] else 0.0
@@ -369,14 +363,6 @@ class Run:
         else:
             self.message(f"interrupted before step {self.step + 1}: nothing new to save")
         raise SystemExit(128 + signum)
-
-    def _run_files(self) -> list[str]:
-        """The names of the files of a run in the folder (``samples/`` for the grids)."""
-        found = [name for name in RUN_FILES if (self.out / name).exists()]
-        samples = self.out / "samples"
-        if samples.is_dir() and any(_GRID_NAME.fullmatch(p.name) for p in samples.iterdir()):
-            found.append("samples/")
-        return found
 
     def _delete_run_files(self) -> None:
         """Delete the files a run writes, and ``samples/`` if nothing else is in it."""
@@ -453,6 +439,31 @@ class Run:
             curves = {"D loss": self.history["d_loss"], "G loss": self.history["g_loss"]}
             title = f"{self.out.name} losses"
             save_loss_plot(curves, self.out / "losses.png", title=title, steps=self.history["step"])
+
+
+def run_files(out: Path) -> list[str]:
+    """The names of the files of a run in folder ``out`` (``samples/`` for the grids)."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    samples = out / "samples"
+    if samples.is_dir() and any(_GRID_NAME.fullmatch(p.name) for p in samples.iterdir()):
+        found.append("samples/")
+    return found
+
+
+def check_folder(config: RunConfig) -> list[str]:
+    """The run files already in ``config.out``; a RunError if they are there and neither
+    ``resume`` nor ``overwrite`` says what to do with them.
+
+    :class:`Run` checks when it starts; a demo whose data takes long to load checks first.
+    """
+    found = run_files(Path(config.out))
+    if found and not (config.resume or config.overwrite):
+        raise RunError(
+            f"{Path(config.out).resolve()} already holds a run ({', '.join(found)}). Use "
+            "--resume to continue it, --overwrite to delete it and start again, or another "
+            "--out folder."
+        )
+    return found
 
 
 def _same(name: str, before: Any, now: Any) -> bool:
