@@ -30,6 +30,7 @@ from tinygan.tensor import Tensor
 
 DLoss = Callable[[Tensor, Tensor], Tensor]  # (D(x), D(G(z))) -> scalar
 GLoss = Callable[[Tensor], Tensor]  # D(G(z)) -> scalar
+Critic = Callable[[Tensor], Tensor]  # images -> scores: D, or a conditional D given labels
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class DStep:
 
 
 def d_step(
-    D: Module,
+    D: Critic,
     opt_d: Optimizer,
     d_loss: DLoss,
     real: Tensor,
@@ -125,7 +126,7 @@ def d_step(
     return DStep(loss, real_scores, fake_scores, penalty)
 
 
-def g_step(D: Module, opt_g: Optimizer, g_loss: GLoss, fake: Tensor) -> Tensor:
+def g_step(D: Critic, opt_g: Optimizer, g_loss: GLoss, fake: Tensor) -> Tensor:
     """One generator update: score the fakes, L_G, one optimizer step on G's parameters.
 
     Args:

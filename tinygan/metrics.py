@@ -386,3 +386,23 @@ def _scores(mu, sigma, mu_ref, sigma_ref, probs: np.ndarray, splits: int) -> Qua
     classes, kl = class_coverage(probs)
     fd = frechet_distance(mu, sigma, mu_ref, sigma_ref)
     return QualityScores(fd, is_mean, is_std, classes, kl, len(probs))
+
+
+def conditional_accuracy(images: Any, labels: Any) -> np.ndarray:
+    """For a class-conditional generator: how often a sample of digit d is classified as d.
+
+    Args:
+        images: generated digits (N, 1, 28, 28) (see :func:`as_classifier_input`).
+        labels: the digit each one was asked to be, integers (N,) in 0..9.
+
+    Returns:
+        float64 (10,): entry d is the fraction of the samples asked to be d that the
+        classifier predicts as d (NaN for a digit with no samples).
+    """
+    labels = np.asarray(labels)
+    if labels.shape != (len(images),):
+        raise ValueError(f"conditional_accuracy: {len(images)} images but labels {labels.shape}")
+    _, probs = classify(images)
+    right = probs.argmax(axis=1) == labels
+    return np.array([right[labels == d].mean() if (labels == d).any() else np.nan
+                     for d in range(10)])  # fmt: skip

@@ -242,16 +242,24 @@ class Run:
         self.progress.message(text)
 
     # ------------------------------------------------------------------ records
-    def save_samples(self, step: int) -> Path:
-        """The fixed-noise grid of step ``step`` as ``samples/step_XXXXXX.png``.
+    def save_samples(self, step: int, images: np.ndarray | None = None, nrow: int = 8) -> Path:
+        """The grid of step ``step`` as ``samples/step_XXXXXX.png``.
+
+        Args:
+            step: the step just finished.
+            images: what to draw, (N, C, H, W) in [-1, 1]; default G of 64 fixed noise
+                vectors (the grid noise stream), the same at every step.
+            nrow: images per row.
 
         Raises:
             RunError: a weight of the generator is not finite (nothing is drawn).
         """
         self._check_weights(("generator", self.generator), what=f"the grid of step {step}")
-        z = Tensor(self.streams.grid_noise(64, self.config.z_dim)).to(self.device)
+        if images is None:
+            z = Tensor(self.streams.grid_noise(64, self.config.z_dim)).to(self.device)
+            images = generate(self.generator, z)
         path = self.out / "samples" / f"step_{step:06d}.png"
-        save_grid(generate(self.generator, z), path, nrow=8)
+        save_grid(images, path, nrow=nrow)
         return path
 
     @property
