@@ -347,31 +347,38 @@ def test_sub_pixel_conv_transpose2d_equals_col2im_path(x_shape, c_out, dtype) ->
         np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize(("x_shape", "c_out"), FAST_CASES)
+STRIDED_CASES = [
+    # x shape (N, C, H, W), O: a convolution of DCGAN's layer, kernel 4, stride 2, padding 1
+    ((2, 2, 6, 6), 3),  # its input gradient by the sub-pixel identity (3 < 4 * 2)
+    ((1, 3, 4, 10), 5),  # the same, H != W
+    ((2, 1, 6, 6), 4),  # its input gradient by col2im (4 >= 4 * 1)
+    ((2, 2, 5, 7), 3),  # odd sizes: the input gradient needs output_padding, so col2im
+]
+
+
+@pytest.mark.parametrize(("x_shape", "o"), STRIDED_CASES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_strided_conv2d_equals_im2col_path(x_shape, c_out, dtype) -> None:
-    """conv2d from c_out to c_in channels: its input gradient is the transposed convolution
-    above, so the same cases take its fast path."""
-    n, c_in, h, wd = x_shape
-    y_in, w, b = _leaves(dtype, 10, (n, c_out, 2 * h, 2 * wd), (c_in, c_out, 4, 4), (c_in,))
-    y = F.conv2d(y_in, w, b, stride=2, padding=1)
+def test_strided_conv2d_equals_im2col_path(x_shape, o, dtype) -> None:
+    x, w, b = _leaves(dtype, 10, x_shape, (o, x_shape[1], 4, 4), (o,))
+    y = F.conv2d(x, w, b, stride=2, padding=1)
     assert type(y._ctx).__name__ == "StridedConv2d"
-    ref = conv2d_composed(y_in, w, b)
+    ref = conv2d_composed(x, w, b)
     tol = 1e-12 if dtype == "float64" else 1e-5
     np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=tol, atol=tol)
     g = np.random.default_rng(12).standard_normal(y.shape).astype(dtype)
-    fast = tg.grad(y, [y_in, w, b], grad_outputs=g, retain_graph=True)  # arrays for dL/dw
-    built = tg.grad(y, [y_in, w, b], grad_outputs=g, create_graph=True)  # tinygan ops
-    slow = tg.grad(ref, [y_in, w, b], grad_outputs=g)
+    fast = tg.grad(y, [x, w, b], grad_outputs=g, retain_graph=True)  # arrays for dL/dw
+    built = tg.grad(y, [x, w, b], grad_outputs=g, create_graph=True)  # tinygan ops
+    slow = tg.grad(ref, [x, w, b], grad_outputs=g)
     for a, c, r in zip(fast, built, slow):
-        assert a.dtype == c.dtype == np.dtype(dtype)
+        assert a.shape == r.shape and a.dtype == c.dtype == np.dtype(dtype)
         np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=tol, atol=tol)
         np.testing.assert_allclose(c.numpy(), r.numpy(), rtol=tol, atol=tol)
 
 
 def test_other_shapes_take_the_general_path() -> None:
-    """DCGAN's last layer (64 -> 1 channels) and everything but kernel 4, stride 2,
-    padding 1 keep im2col/col2im: the fast path would move more memory there."""
+    """Transposed convolutions where the sub-pixel identity does not hold or would move more
+    memory (DCGAN's last layer, 64 -> 1 channels), and convolutions of any other shape than
+    DCGAN's layer, keep the im2col/col2im composition."""
     rng = np.random.default_rng(13)
     x = tg.tensor(rng.standard_normal((1, 8, 3, 3)), requires_grad=True)
     for w_shape, stride, padding, output_padding in [
@@ -386,11 +393,13 @@ def test_other_shapes_take_the_general_path() -> None:
         y = F.conv_transpose2d(x, w, None, stride, padding, output_padding)
         assert type(y._ctx).__name__ == "Col2im", (w_shape, stride, padding, output_padding)
         y = F.conv2d(y, w, None, stride, padding)  # (8, C_out, KH, KW) as (O, C, KH, KW)
-        assert type(y._ctx).__name__ == "Transpose"  # the im2col composition's last op
+        dcgan = (w_shape[2], stride, padding) == (4, 2, 1)
+        assert type(y._ctx).__name__ == ("StridedConv2d" if dcgan else "Transpose")
 
 
 def _dcgan_critic(x, w1, b1, w2, b2, w3):
-    """DCGAN's critic in miniature: two strided convolutions, the second on the fast path."""
+    """DCGAN's critic in miniature: two strided convolutions, the second one's input
+    gradient by the sub-pixel identity."""
     h = F.leaky_relu(F.conv2d(x, w1, b1, stride=2, padding=1), 0.2)
     h = F.leaky_relu(F.conv2d(h, w2, b2, stride=2, padding=1), 0.2)
     return F.linear(h.reshape(x.shape[0], -1), w3)

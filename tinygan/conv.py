@@ -33,12 +33,13 @@ above for the shape nearly every DCGAN uses. col2im's scatter-add (16 strided ad
 kernel offset) is the slow part of such a transposed convolution, and the input gradient of
 a convolution of that shape is the same transposed convolution. The sub-pixel identity
 (:func:`sub_pixel_conv_transpose2d`) computes it with no scatter at all: one stride-1 2x2
-im2col, one matrix product, four strided copies. Two fused ops use it, each a Function
-with a differentiable backward built from the functions of this module:
+im2col, one matrix product, four strided copies. Two fused ops, each a Function with a
+differentiable backward built from the functions of this module, run DCGAN's layer:
 
-* :class:`SubPixelConvTranspose2d`, the transposed convolution itself (a generator's
-  upsampling layer);
-* :class:`StridedConv2d`, a convolution whose input gradient is that transposed convolution.
+* :class:`SubPixelConvTranspose2d`, the transposed convolution by the sub-pixel identity
+  (a generator's upsampling layer), where that moves less memory than col2im;
+* :class:`StridedConv2d`, the convolution with its bias folded into the matrix product,
+  whose input gradient is a transposed convolution (by the sub-pixel identity where it pays).
 
 The tests hold both against the im2col/col2im composition, first and second order.
 """
@@ -191,8 +192,9 @@ def conv2d(
 
     y[n, o, i, j] = b[o] + sum_{c,u,v} w[o, c, u, v] * x_pad[n, c, i*s + u, j*s + v]
 
-    im2col, one matrix product, reshape. DCGAN's strided shape runs as the fused op
-    :class:`StridedConv2d` (the same forward; its input gradient by the sub-pixel identity).
+    im2col, one matrix product, reshape. DCGAN's layer (kernel 4, stride 2, padding 1) runs
+    as the fused op :class:`StridedConv2d`: the same forward with the bias folded in, and
+    an input gradient that is a transposed convolution, by the sub-pixel identity.
 
     Args:
         x: input (N, C, H, W).
@@ -218,8 +220,7 @@ def conv2d(
     oh, ow = _check_window("conv2d", x.shape, (kh, kw), stride, padding)
     if bias is not None:
         _check_bias(bias, o, "conv2d")
-    gradient_padding = _gradient_output_padding(x, weight, stride, padding)
-    if sub_pixel_pays(o, c, (kh, kw), stride, padding, gradient_padding):
+    if is_dcgan_layer((kh, kw), stride, padding):
         return StridedConv2d(stride, padding)(x, weight, *([] if bias is None else [bias]))
     cols = im2col(x, (kh, kw), stride, padding)  # (N*OH*OW, KH*KW*C)
     w_rows = reshape(transpose(weight, (0, 2, 3, 1)), (o, kh * kw * c))  # (O, KH*KW*C)
@@ -295,19 +296,22 @@ def _gradient_output_padding(x: Tensor, weight: Tensor, stride, padding) -> tupl
 # ------------------------------------------------------------------ the sub-pixel fast path
 
 
+def is_dcgan_layer(kernel, stride, padding) -> bool:
+    """Kernel 4, stride 2, padding 1 (each axis): DCGAN's layer, which has fast paths."""
+    return tuple(kernel) == (4, 4) and tuple(stride) == (2, 2) and tuple(padding) == (1, 1)
+
+
 def sub_pixel_pays(c_in: int, c_out: int, kernel, stride, padding, output_padding) -> bool:
     """Whether conv_transpose2d from ``c_in`` to ``c_out`` channels takes the sub-pixel path.
 
-    The identity holds for kernel 4, stride 2, padding 1 and no output padding. It pays
-    when its columns (4*C_in floats per input pixel) are smaller than those col2im would
-    add up (16*C_out): DCGAN's 128 -> 64 channels, not its last layer's 64 -> 1.
+    The identity holds for DCGAN's layer without output padding. It pays when its columns
+    (4*C_in floats per input pixel) are smaller than those col2im would add up (16*C_out):
+    DCGAN's 128 -> 64 channels, not its last layer's 64 -> 1.
     """
     return (
-        tuple(kernel) == (4, 4)
-        and tuple(stride) == (2, 2)
-        and tuple(padding) == (1, 1)
+        is_dcgan_layer(kernel, stride, padding)
         and tuple(output_padding) == (0, 0)
-        and c_in < 4 * c_out
+        and (c_in < 4 * c_out)
     )
 
 
@@ -387,9 +391,9 @@ class SubPixelConvTranspose2d(Function):
 class StridedConv2d(Function):
     """y = conv2d(x, w, stride, padding) + b, for kernel 4, stride 2, padding 1 (a fused op).
 
-    Forward: im2col, one matrix product, the bias, as in :func:`conv2d`. Backward:
+    Forward: im2col, one matrix product, the bias added to its rows in place. Backward:
 
-        dL/dx = conv_transpose2d(dL/dy, w)   (the adjoint, by the sub-pixel identity)
+        dL/dx = conv_transpose2d(dL/dy, w)   (the adjoint; sub-pixel where that pays)
         dL/dw = dy_rows^T @ cols (reshaped),   dL/db = dL/dy summed over N, H, W
 
     with cols = im2col(x) and dy_rows = dL/dy as (N*OH*OW, O) rows. Two paths compute
