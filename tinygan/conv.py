@@ -339,7 +339,7 @@ def sub_pixel_conv_transpose2d(xp, x, weight, bias=None):
     # w[c, o, 3 - u', 3 - v'] with u' = 2du + r, v' = 2dv + s: flip, split, regroup.
     flipped = weight[:, :, ::-1, ::-1].reshape(c_in, c_out, 2, 2, 2, 2)  # (c, o, du, r, dv, s)
     w_phases = flipped.transpose(2, 4, 0, 3, 5, 1).reshape(4 * c_in, 4 * c_out)
-    phases = (cols @ w_phases).reshape(n, h + 1, w + 1, 2, 2, c_out)
+    phases = xp.matmul(cols, w_phases).reshape(n, h + 1, w + 1, 2, 2, c_out)
     y = xp.empty((n, h, 2, w, 2, c_out), dtype=phases.dtype)  # rows (a, r), columns (b, s)
     for r in range(2):
         for s in range(2):
@@ -413,7 +413,7 @@ class StridedConv2d(Function):
         ow = conv_output_size(w, kw, self.stride[1], self.padding[1])
         self.cols = im2col_array(self.xp, x, (kh, kw), self.stride, self.padding)
         w_rows = weight.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
-        rows = self.cols @ w_rows.T  # (N*OH*OW, O)
+        rows = self.xp.matmul(self.cols, w_rows.T)  # (N*OH*OW, O)
         if bias is not None:
             rows += bias
         return rows.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
@@ -436,7 +436,7 @@ class StridedConv2d(Function):
                 grads[1] = transpose(reshape(gw_rows, (o, kh, kw, c)), (0, 3, 1, 2))
             else:  # first order, on arrays, with the forward's cols
                 gy_rows = grad_output.data.transpose(0, 2, 3, 1).reshape(-1, o)
-                gw_rows = gy_rows.T @ self.cols
+                gw_rows = self.xp.matmul(gy_rows.T, self.cols)
                 gw = gw_rows.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
                 grads[1] = Tensor(self.xp.ascontiguousarray(gw))
         if len(grads) == 3 and needs[2]:
