@@ -38,7 +38,7 @@ differentiable backward built from the functions of this module, run DCGAN's lay
 
 * :class:`SubPixelConvTranspose2d`, the transposed convolution by the sub-pixel identity
   (a generator's upsampling layer), where that moves less memory than col2im;
-* :class:`StridedConv2d`, the convolution with its bias folded into the matrix product,
+* :class:`StridedConv2d`, the convolution with the bias added to the product in place,
   whose input gradient is a transposed convolution (by the sub-pixel identity where it pays).
 
 The tests hold both against the im2col/col2im composition, first and second order.
@@ -193,8 +193,8 @@ def conv2d(
     y[n, o, i, j] = b[o] + sum_{c,u,v} w[o, c, u, v] * x_pad[n, c, i*s + u, j*s + v]
 
     im2col, one matrix product, reshape. DCGAN's layer (kernel 4, stride 2, padding 1) runs
-    as the fused op :class:`StridedConv2d`: the same forward with the bias folded in, and
-    an input gradient that is a transposed convolution, by the sub-pixel identity.
+    as the fused op :class:`StridedConv2d`: the same forward with the bias added in place,
+    and an input gradient that is a transposed convolution (sub-pixel where that pays).
 
     Args:
         x: input (N, C, H, W).
