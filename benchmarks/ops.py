@@ -1,13 +1,15 @@
 """Time conv2d and conv_transpose2d at the DCGAN-28 sizes, tinygan against PyTorch.
 
-    python benchmarks/ops.py                 # CPU; adds PyTorch columns when torch is installed
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ops.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 python benchmarks/ops.py
     python benchmarks/ops.py --device cuda   # CuPy against PyTorch CUDA
-    OPENBLAS_NUM_THREADS=1 python benchmarks/ops.py   # both on one thread
 
-Each row is a layer of the DCGAN-28 reference model (CONTRIBUTING.md) at batch 64, timed as
-the median of ``--repeats`` runs after a warm-up: the forward pass alone (no graph recorded)
-and forward + backward (gradients of input and weight). PyTorch runs with the same number
-of threads, interleaved in the same process, on the same data.
+Each row is a layer of the DCGAN-28 reference model (CONTRIBUTING.md) at batch 64: the
+forward pass alone (no graph recorded) and forward + backward (gradients of input and
+weight). PyTorch runs in the same process, with the same number of threads, on the same
+data; the four timings of a row are taken by the protocol of :mod:`benchmarks.common`
+(alternating blocks of ``--block`` calls, the first untimed, medians of at least
+``--timed`` timed calls each).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tinygan as tg
-from benchmarks.common import frameworks, median_ms, print_environment
+from benchmarks.common import BLOCK, TIMED, alternating_medians, frameworks, print_environment
 from tinygan import functional as F
 
 # (name, op, input shape, weight shape); every layer uses kernel 4, stride 2, padding 1.
@@ -33,8 +35,8 @@ LAYERS = [
 ]
 
 
-def time_tinygan(op: str, x: np.ndarray, w: np.ndarray, device: str, sync, repeats: int):
-    """(forward ms, forward+backward ms) of tinygan's ``op`` at stride 2, padding 1."""
+def tinygan_calls(op: str, x: np.ndarray, w: np.ndarray, device: str, sync):
+    """(forward, forward+backward) of tinygan's ``op`` at stride 2, padding 1."""
     fn = getattr(F, op)
     xt = tg.tensor(x, requires_grad=True, device=device)
     wt = tg.tensor(w, requires_grad=True, device=device)
@@ -50,11 +52,11 @@ def time_tinygan(op: str, x: np.ndarray, w: np.ndarray, device: str, sync, repea
         xt.grad = wt.grad = None
         sync()
 
-    return median_ms(forward, repeats), median_ms(forward_backward, repeats)
+    return forward, forward_backward
 
 
-def time_torch(torch, op: str, x: np.ndarray, w: np.ndarray, device: str, sync, repeats: int):
-    """(forward ms, forward+backward ms) of PyTorch's ``op`` on the same data."""
+def torch_calls(torch, op: str, x: np.ndarray, w: np.ndarray, device: str, sync):
+    """(forward, forward+backward) of PyTorch's ``op`` on the same data."""
     fn = getattr(torch.nn.functional, op)
     xq = torch.tensor(x, requires_grad=True, device=device)
     wq = torch.tensor(w, requires_grad=True, device=device)
@@ -70,30 +72,38 @@ def time_torch(torch, op: str, x: np.ndarray, w: np.ndarray, device: str, sync, 
         xq.grad = wq.grad = None
         sync()
 
-    return median_ms(forward, repeats), median_ms(forward_backward, repeats)
+    return forward, forward_backward
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--timed", type=int, default=TIMED, help="timed calls per measurement")
+    parser.add_argument("--block", type=int, default=BLOCK, help="calls per block (1st untimed)")
     args = parser.parse_args()
 
     torch, sync_tg, sync_torch = frameworks(args.device)
     rng = np.random.default_rng(0)
     print_environment(args.device, torch)
-    print(f"device: {args.device}, batch 64, median of {args.repeats} runs (ms)\n")
+    print(
+        f"device: {args.device}, batch 64; medians of at least {args.timed} timed calls, in "
+        f"alternating blocks of {args.block} (the first untimed), ms\n"
+    )
     print("| layer | tinygan fwd | torch fwd | ratio | tinygan fwd+bwd | torch fwd+bwd | ratio |")
     print("|" + "---|" * 7)
     for name, op, x_shape, w_shape in LAYERS:
         x = rng.standard_normal(x_shape).astype(np.float32)
         w = (rng.standard_normal(w_shape) * 0.05).astype(np.float32)
-        ours = time_tinygan(op, x, w, args.device, sync_tg, args.repeats)
-        theirs = (None, None)
+        contenders = dict(
+            zip(("ours fwd", "ours fwd+bwd"), tinygan_calls(op, x, w, args.device, sync_tg))
+        )
         if torch is not None:
-            theirs = time_torch(torch, op, x, w, args.device, sync_torch, args.repeats)
+            calls = torch_calls(torch, op, x, w, args.device, sync_torch)
+            contenders.update(zip(("torch fwd", "torch fwd+bwd"), calls))
+        ms = alternating_medians(contenders, args.timed, args.block)
         cells = [name]
-        for a, b in zip(ours, theirs):
+        for part in ("fwd", "fwd+bwd"):
+            a, b = ms[f"ours {part}"], ms.get(f"torch {part}")
             cells += [
                 f"{a:.2f}",
                 "-" if b is None else f"{b:.2f}",

@@ -1,7 +1,8 @@
 """Where does a training step spend its time? Milliseconds per op kind, per step.
 
-    python benchmarks/profile_step.py                 # DCGAN-28 LSGAN step
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_step.py
     python benchmarks/profile_step.py --loss wgan-gp  # WGAN-GP (one critic + one G update)
+    python benchmarks/profile_step.py --matmuls       # also every matrix product of a step
     OPENBLAS_NUM_THREADS=1 python benchmarks/profile_step.py
 
 Every op is a ``Function`` called through ``Function.__call__``; this script wraps that
@@ -13,6 +14,12 @@ calls another op) would be counted twice; tinygan's forwards call none. The firs
 ``--warmup`` steps are a separate ``train`` call, which the timed one resumes from; the
 step time is the run's own clock (``history["seconds"]``), which leaves the loading of
 the checkpoint out.
+
+``--matmuls`` lists the matrix products of the last timed step, in the order they ran (every
+product in tinygan goes through the array module's ``matmul``, which the script wraps): the
+operand shapes, whether BLAS can take each operand as it is ("C": row-major, "T": the
+transpose of a row-major array, also free; anything else costs a copy), the dtype, and
+the speed, against the NumPy peak that every benchmark prints.
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import blas_thread_count, machine
+from benchmarks.common import print_environment
 from tinygan import autograd, models
 from tinygan.data import BatchLoader, load_mnist_or_bundled
 from tinygan.gan import LOSSES
@@ -39,6 +48,7 @@ def main() -> None:
     parser.add_argument("--loss", default="lsgan", choices=list(LOSSES))
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
+    parser.add_argument("--matmuls", action="store_true", help="list every matrix product")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 1:
         parser.error("--steps and --warmup must be at least 1")
@@ -46,12 +56,20 @@ def main() -> None:
     seconds: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
     untimed_call = autograd.Function.__call__
+    untimed_matmul = np.matmul
+    products: list[tuple] = []  # (a, b, dtype, seconds) of every matrix product
 
     def timed_call(self, *inputs):
         start = time.perf_counter()
         out = untimed_call(self, *inputs)
         seconds[type(self).__name__] += time.perf_counter() - start
         calls[type(self).__name__] += 1
+        return out
+
+    def timed_matmul(a, b):
+        start = time.perf_counter()
+        out = untimed_matmul(a, b)
+        products.append((a, b, time.perf_counter() - start))
         return out
 
     images, _ = load_mnist_or_bundled(download=False)
@@ -67,14 +85,17 @@ def main() -> None:
             config, steps=args.warmup + args.steps, checkpoint_every=0, resume=True
         )
         autograd.Function.__call__ = timed_call
+        if args.matmuls:
+            np.matmul = timed_matmul
         try:
             run = train(generator, discriminator, loader, config)
         finally:
             autograd.Function.__call__ = untimed_call
+            np.matmul = untimed_matmul
     timed_seconds = run.history["seconds"][-1] - run.history["seconds"][args.warmup - 1]
     total = 1000 * timed_seconds / args.steps
 
-    print(f"machine: {machine()}; threads: {blas_thread_count()}")
+    peak = print_environment("cpu")
     print(
         f"DCGAN-28 {args.loss} step, batch {config.batch_size}: {total:.1f} ms "
         f"(mean of {args.steps})\n"
@@ -87,6 +108,29 @@ def main() -> None:
     in_ops = 1000 * sum(seconds.values()) / args.steps
     print(f"| (outside ops: Adam, data, records, Python) | {total - in_ops:.1f} | "
           f"{100 * (total - in_ops) / total:.0f}% | |")  # fmt: skip
+    if args.matmuls:
+        per_step = len(products) // args.steps
+        print_products(products[-per_step:], peak)
+
+
+def _layout(a) -> str:
+    """ "C" row-major, "T" transposed row-major (both free for BLAS), else "copy"."""
+    if a.flags.c_contiguous:
+        return "C"
+    return "T" if a.flags.f_contiguous else "copy"
+
+
+def print_products(products: list[tuple], peak: float) -> None:
+    """One row per matrix product: shapes, layouts, dtype, milliseconds, GFLOP/s, share."""
+    print("\n| # | a | b | dtype | ms | GFLOP/s | % of peak |")
+    print("|---|---|---|---|---:|---:|---:|")
+    for i, (a, b, seconds) in enumerate(products):
+        flops = 2 * a.shape[-1] * (a.size // a.shape[-1]) * b.shape[-1]
+        rate = flops / seconds / 1e9
+        print(
+            f"| {i} | {a.shape} {_layout(a)} | {b.shape} {_layout(b)} | {a.dtype} | "
+            f"{1000 * seconds:.2f} | {rate:.0f} | {100 * rate / peak:.0f}% |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """Time whole GAN training steps, tinygan against PyTorch with the same networks and data.
 
-    python benchmarks/train_step.py                 # CPU; PyTorch columns when torch is installed
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/train_step.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
+        python benchmarks/train_step.py                 # both libraries on one thread
     python benchmarks/train_step.py --device cuda   # CuPy against PyTorch CUDA
-    OPENBLAS_NUM_THREADS=1 python benchmarks/train_step.py   # both on one thread
 
-Three steps, each timed as the median of ``--repeats`` runs after a warm-up, the two
-frameworks interleaved in one process with the same thread count:
+(``env -u`` drops settings that force NumPy's OpenBLAS onto older kernels, for this command
+only; the script prints the kernel that ran.) Three steps, the two frameworks in one
+process with the same thread count, timed by the protocol of :mod:`benchmarks.common`:
+alternating blocks of ``--block`` steps, the first of each block untimed, medians of at
+least ``--timed`` timed steps each:
 
 * DCGAN-28 LSGAN (the reference model of CONTRIBUTING.md), batch 64: one D update + one G
   update.
@@ -37,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tinygan as tg
-from benchmarks.common import frameworks, median_ms, print_environment
+from benchmarks.common import BLOCK, TIMED, alternating_medians, frameworks, print_environment
 from tinygan import models, nn
 from tinygan.gan import LOSSES, d_step, g_step
 from tinygan.optim import Adam
@@ -69,11 +73,6 @@ def forward_flops(module: nn.Module, x_shape: tuple[int, ...]) -> int:
             shape = tuple(layer(tg.Tensor(np.zeros((1, *shape[1:]), np.float32))).shape)
             shape = (n, *shape[1:])
     return total
-
-
-def numpy_peak_gflops() -> float:
-    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
-    return 2 * 2048**3 / median_ms(lambda: a @ a, repeats=5, warmup=1) / 1e6
 
 
 # ------------------------------------------------------------------------- the steps
@@ -226,39 +225,38 @@ def peak_numpy_mb(step: Callable[[], object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--timed", type=int, default=TIMED, help="timed steps per framework")
+    parser.add_argument("--block", type=int, default=BLOCK, help="steps per block (1st untimed)")
     args = parser.parse_args()
 
     torch, sync_tg, sync_torch = frameworks(args.device)
     from tinygan.data import images_to_float, load_mnist_or_bundled
 
     images = images_to_float(load_mnist_or_bundled(download=False)[0][:2048])[:, None]
-    peak = numpy_peak_gflops()
-    print_environment(args.device, torch)
-    print(f"NumPy float32 matmul peak (2048^3): {peak:.0f} GFLOP/s")
-    print(f"device: {args.device}; median of {args.repeats} steps after 3 warm-up steps\n")
+    peak = print_environment(args.device, torch)
+    print(
+        f"device: {args.device}; medians of at least {args.timed} timed steps, in alternating "
+        f"blocks of {args.block} (the first untimed)\n"
+    )
     print(
         "| step | tinygan ms | steps/s | torch ms | steps/s | tinygan/torch | "
         "GFLOP/step | tinygan % of peak | tinygan peak MB |"
     )
     print("|" + "---|" * 9)
     for case in make_cases(np.random.default_rng(0)):
-        ours = tinygan_step(case, args.device, data_source(case, images, 1))
-        theirs = None
+        contenders = {
+            "tinygan": synced(
+                tinygan_step(case, args.device, data_source(case, images, 1)), sync_tg
+            )
+        }
         if torch is not None:
             dev = "cuda" if args.device == "cuda" else "cpu"
-            theirs = torch_step(torch, case, dev, data_source(case, images, 1))
-
-        def timed(step, sync):
-            def run():
-                step()
-                sync()
-
-            return run
-
-        memory_ours = peak_numpy_mb(ours) if args.device == "cpu" else float("nan")
-        ms_ours = median_ms(timed(ours, sync_tg), args.repeats)
-        ms_theirs = median_ms(timed(theirs, sync_torch), args.repeats) if theirs else None
+            contenders["torch"] = synced(
+                torch_step(torch, case, dev, data_source(case, images, 1)), sync_torch
+            )
+        memory_ours = peak_numpy_mb(contenders["tinygan"]) if args.device == "cpu" else float("nan")
+        ms = alternating_medians(contenders, args.timed, args.block)
+        ms_ours, ms_theirs = ms["tinygan"], ms.get("torch")
         gflop = case.flops / 1e9
         share = 100 * gflop / (ms_ours / 1000) / peak
         torch_cells = (
@@ -271,6 +269,16 @@ def main() -> None:
             + " | ".join(torch_cells)
             + f" | {gflop:.2f} | {share:.0f}% | {memory_ours:.0f} |"
         )
+
+
+def synced(step: Callable[[], object], sync: Callable[[], None]) -> Callable[[], None]:
+    """``step`` followed by ``sync`` (waiting for a GPU's queued work), as one timed unit."""
+
+    def run() -> None:
+        step()
+        sync()
+
+    return run
 
 
 if __name__ == "__main__":

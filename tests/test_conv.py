@@ -284,3 +284,162 @@ def test_conv_errors_name_the_shapes() -> None:
         F.conv_transpose2d(x, tg.tensor(np.zeros((3, 2, 3, 3))), stride=2, output_padding=2)
     with pytest.raises(ValueError, match="cols of shape"):
         F.col2im(tg.tensor(np.zeros((5, 4))), (1, 1, 3, 3), 2)
+
+
+# ------------------------------------------------------------------------------ fast path
+# DCGAN's shape (kernel 4, stride 2, padding 1) runs as two fused ops: SubPixelConvTranspose2d
+# (forward by the sub-pixel identity) and StridedConv2d (whose input gradient is that
+# transposed convolution). The im2col/col2im compositions below, built from tinygan ops, are
+# their reference: forward, first order and second order.
+
+
+def conv2d_composed(x, w, b=None, stride=2, padding=1):
+    """im2col, one matrix product, reshape: the general path, differentiable."""
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    cols = F.im2col(x, (kh, kw), stride, padding)
+    oh, ow = (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1
+    w_rows = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
+    y = (cols @ w_rows.T).reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
+    return y if b is None else y + b.reshape(1, o, 1, 1)
+
+
+def conv_transpose2d_composed(x, w, b=None, stride=2, padding=1):
+    """One matrix product, then col2im's scatter-add: the general path, differentiable."""
+    n, c_in, h, wd = x.shape
+    _, c_out, kh, kw = w.shape
+    out = (n, c_out, (h - 1) * stride - 2 * padding + kh, (wd - 1) * stride - 2 * padding + kw)
+    rows = x.transpose(0, 2, 3, 1).reshape(n * h * wd, c_in)
+    cols = rows @ w.transpose(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)
+    y = F.col2im(cols, out, (kh, kw), stride, padding)
+    return y if b is None else y + b.reshape(1, c_out, 1, 1)
+
+
+FAST_CASES = [
+    # x shape (N, C_in, H, W), C_out: every case takes the fast path
+    ((2, 3, 3, 3), 2),
+    ((1, 4, 2, 5), 3),  # H != W
+    ((3, 8, 4, 4), 4),  # C_in < 4 C_out by one channel's worth
+    ((2, 1, 1, 1), 1),  # a single pixel
+]
+
+
+def _leaves(dtype, seed, *shapes):
+    rng = np.random.default_rng(seed)
+    return [tg.tensor(rng.standard_normal(s), dtype=dtype, requires_grad=True) for s in shapes]
+
+
+@pytest.mark.parametrize(("x_shape", "c_out"), FAST_CASES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sub_pixel_conv_transpose2d_equals_col2im_path(x_shape, c_out, dtype) -> None:
+    x, w, b = _leaves(dtype, 8, x_shape, (x_shape[1], c_out, 4, 4), (c_out,))
+    y = F.conv_transpose2d(x, w, b, stride=2, padding=1)
+    assert type(y._ctx).__name__ == "SubPixelConvTranspose2d"
+    ref = conv_transpose2d_composed(x, w, b)
+    assert y.shape == ref.shape and y.dtype == np.dtype(dtype)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=tol, atol=tol)
+    g = np.random.default_rng(9).standard_normal(y.shape).astype(dtype)
+    fast = tg.grad(y, [x, w, b], grad_outputs=g)
+    slow = tg.grad(ref, [x, w, b], grad_outputs=g)
+    for a, r in zip(fast, slow):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=tol, atol=tol)
+
+
+STRIDED_CASES = [
+    # x shape (N, C, H, W), O: a convolution of DCGAN's layer, kernel 4, stride 2, padding 1
+    ((2, 2, 6, 6), 3),  # its input gradient by the sub-pixel identity (3 < 4 * 2)
+    ((1, 3, 4, 10), 5),  # the same, H != W
+    ((2, 1, 6, 6), 4),  # its input gradient by col2im (4 >= 4 * 1)
+    ((2, 2, 5, 7), 3),  # odd sizes: the input gradient needs output_padding, so col2im
+]
+
+
+@pytest.mark.parametrize(("x_shape", "o"), STRIDED_CASES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_strided_conv2d_equals_im2col_path(x_shape, o, dtype) -> None:
+    x, w, b = _leaves(dtype, 10, x_shape, (o, x_shape[1], 4, 4), (o,))
+    y = F.conv2d(x, w, b, stride=2, padding=1)
+    assert type(y._ctx).__name__ == "StridedConv2d"
+    ref = conv2d_composed(x, w, b)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=tol, atol=tol)
+    g = np.random.default_rng(12).standard_normal(y.shape).astype(dtype)
+    fast = tg.grad(y, [x, w, b], grad_outputs=g, retain_graph=True)  # arrays for dL/dw
+    built = tg.grad(y, [x, w, b], grad_outputs=g, create_graph=True)  # tinygan ops
+    slow = tg.grad(ref, [x, w, b], grad_outputs=g)
+    for a, c, r in zip(fast, built, slow):
+        assert a.shape == r.shape and a.dtype == c.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(c.numpy(), r.numpy(), rtol=tol, atol=tol)
+
+
+def test_other_shapes_take_the_general_path() -> None:
+    """Transposed convolutions where the sub-pixel identity does not hold or would move more
+    memory (DCGAN's last layer, 64 -> 1 channels), and convolutions of any other shape than
+    DCGAN's layer, keep the im2col/col2im composition."""
+    rng = np.random.default_rng(13)
+    x = tg.tensor(rng.standard_normal((1, 8, 3, 3)), requires_grad=True)
+    for w_shape, stride, padding, output_padding in [
+        ((8, 1, 4, 4), 2, 1, 0),
+        ((8, 2, 4, 4), 2, 1, 0),  # C_in = 4 C_out
+        ((8, 9, 4, 4), 2, 1, 1),  # output padding
+        ((8, 9, 4, 4), 2, 0, 0),
+        ((8, 9, 3, 3), 2, 1, 0),
+        ((8, 9, 4, 4), 1, 1, 0),
+    ]:
+        w = tg.tensor(rng.standard_normal(w_shape))
+        y = F.conv_transpose2d(x, w, None, stride, padding, output_padding)
+        assert type(y._ctx).__name__ == "Col2im", (w_shape, stride, padding, output_padding)
+        y = F.conv2d(y, w, None, stride, padding)  # (8, C_out, KH, KW) as (O, C, KH, KW)
+        dcgan = (w_shape[2], stride, padding) == (4, 2, 1)
+        assert type(y._ctx).__name__ == ("StridedConv2d" if dcgan else "Transpose")
+
+
+def _dcgan_critic(x, w1, b1, w2, b2, w3):
+    """DCGAN's critic in miniature: two strided convolutions, the second one's input
+    gradient by the sub-pixel identity."""
+    h = F.leaky_relu(F.conv2d(x, w1, b1, stride=2, padding=1), 0.2)
+    h = F.leaky_relu(F.conv2d(h, w2, b2, stride=2, padding=1), 0.2)
+    return F.linear(h.reshape(x.shape[0], -1), w3)
+
+
+def _dcgan_critic_composed(x, w1, b1, w2, b2, w3):
+    h = F.leaky_relu(conv2d_composed(x, w1, b1), 0.2)
+    h = F.leaky_relu(conv2d_composed(h, w2, b2), 0.2)
+    return F.linear(h.reshape(x.shape[0], -1), w3)
+
+
+def test_gradient_penalty_through_the_fast_path_equals_the_general_path() -> None:
+    """WGAN-GP differentiates the critic's input gradient again: through StridedConv2d's
+    backward and SubPixelConvTranspose2d's. Both orders against the composition."""
+    rng = np.random.default_rng(14)
+    x = tg.tensor(rng.standard_normal((3, 1, 8, 8)), requires_grad=True)
+    shapes = [(4, 1, 4, 4), (4,), (6, 4, 4, 4), (6,), (1, 24)]
+    params = [tg.tensor(rng.standard_normal(s) * 0.5, requires_grad=True) for s in shapes]
+
+    def penalty(critic):
+        (gx,) = tg.grad(critic(x, *params).sum(), [x], create_graph=True)
+        return (((gx * gx).sum(axis=(1, 2, 3)) - 1.0) ** 2).mean()
+
+    fast = tg.grad(penalty(_dcgan_critic), params, allow_unused=True)
+    slow = tg.grad(penalty(_dcgan_critic_composed), params, allow_unused=True)
+    for a, r in zip(fast, slow):
+        assert (a is None) == (r is None)
+        if a is not None:
+            np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
+    assert np.abs(fast[2].numpy()).max() > 1e-3  # a second derivative, and non-zero
+
+
+def test_fast_path_second_order_by_finite_differences() -> None:
+    """gradgradcheck of both fused ops with all their inputs (the op table checks the
+    DCGAN rows too; these add batch > 1 and H != W)."""
+    rng = np.random.default_rng(15)
+    x = tg.tensor(rng.standard_normal((2, 3, 2, 3)), requires_grad=True)
+    w = tg.tensor(rng.standard_normal((3, 2, 4, 4)), requires_grad=True)
+    b = tg.tensor(rng.standard_normal(2), requires_grad=True)
+    assert tg.gradgradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1), [x, w, b])
+    y = tg.tensor(rng.standard_normal((2, 2, 4, 6)), requires_grad=True)
+    b3 = tg.tensor(rng.standard_normal(3), requires_grad=True)
+    assert tg.gradgradcheck(lambda y, w, b: F.conv2d(y, w, b, 2, 1), [y, w, b3])

@@ -829,3 +829,24 @@ def test_batch_standardize_fast_backward_equals_the_op_built_one(shape: tuple[in
     (built,) = tg.grad(y, [x], grad_outputs=g, create_graph=True)  # the tinygan ops
     assert built.requires_grad and not fast.requires_grad
     np.testing.assert_allclose(fast.data, built.data, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("slope", [0.2, 0.01, 0.0, 1.0, -1.5])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_leaky_relu_fast_backward_equals_the_op_built_one(slope: float, dtype: str) -> None:
+    """LeakyReLU's array backward (no graph recorded) against its op-built Mul, on a
+    channels-last view (the layout convolutions hand it) holding exact zeros."""
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal((2, 4, 3, 5)).astype(dtype)
+    values[0, 1] = 0.0  # the kink: both paths use the slope a there
+    x = tg.tensor(values.transpose(0, 3, 1, 2), dtype=dtype, requires_grad=True)
+    g = tg.tensor(rng.standard_normal(x.shape), dtype=dtype, requires_grad=True)
+    y = F.leaky_relu(x, slope)
+    np.testing.assert_array_equal(y.numpy(), np.where(x.numpy() > 0, x.numpy(), slope * x.numpy()))
+    (fast,) = tg.grad(y, [x], grad_outputs=g, retain_graph=True)  # arrays
+    (built,) = tg.grad(y, [x], grad_outputs=g, create_graph=True)  # tinygan ops
+    assert built.requires_grad and not fast.requires_grad  # built is linear in g
+    assert fast.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(fast.numpy(), built.numpy())
+    expected = g.numpy() * np.where(x.numpy() > 0, 1.0, slope).astype(dtype)
+    np.testing.assert_array_equal(fast.numpy(), expected)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.autograd import Function
+from tinygan.autograd import Function, is_grad_enabled
 from tinygan.backend import array_module, normalize_device
 from tinygan.backend import scatter_add as scatter_add_array
 from tinygan.backend import to_device as _move_array
@@ -381,6 +381,12 @@ class LeakyReLU(Function):
 
     For 0 <= a <= 1, y = max(x, a*x): one ``maximum`` is over ten times faster than
     ``where`` on NumPy. Other slopes multiply by the mask (1 if x > 0 else a).
+
+    Backward has two paths, like every fused op: when a graph is recorded
+    (``create_graph=True``), dL/dy times the mask as a tinygan Mul, differentiable again (the
+    mask is constant); when none is (plain training), the same product on arrays, written
+    into the mask's buffer, which saves the Mul op and two temporary arrays. The tests hold
+    the two against each other.
     """
 
     def __init__(self, negative_slope: float) -> None:
@@ -388,15 +394,23 @@ class LeakyReLU(Function):
 
     def forward(self, x):
         if 0.0 <= self.slope <= 1.0:
-            return self.xp.maximum(x, x * self.slope)
+            y = x * self.slope
+            return self.xp.maximum(x, y, out=y)
         return x * self._slopes(x)
 
     def _slopes(self, x):
-        """The local slope of every element: 1 where x > 0, a elsewhere."""
-        return (x > 0).astype(x.dtype) * (1.0 - self.slope) + self.slope
+        """A new array with the local slope of every element: 1 where x > 0, a elsewhere."""
+        slopes = (x > 0).astype(x.dtype)
+        slopes *= 1.0 - self.slope
+        slopes += self.slope
+        return slopes
 
     def backward(self, grad_output):
-        return grad_output * _constant(self._slopes(self.inputs[0].data), grad_output)
+        slopes = self._slopes(self.inputs[0].data)
+        if not is_grad_enabled():  # first order: the product in place, on arrays
+            slopes *= grad_output.data
+            return Tensor(slopes)
+        return grad_output * _constant(slopes, grad_output)
 
 
 class Sigmoid(Function):

@@ -11,7 +11,9 @@ update rules are PyTorch's, so hyperparameters carry over. Implementation rules,
 * hyperparameters are Python floats, so a float32 parameter stays float32 (a NumPy
   float64 scalar would promote it);
 * whole arrays at a time, in the gradient's array module (NumPy or CuPy): no loop over
-  elements, and the same code runs on a GPU.
+  elements, and the same code runs on a GPU;
+* every intermediate goes into one scratch array (``out=``), which the optimizer keeps and
+  reuses for all parameters and steps, so an update allocates no memory.
 
 ``state_dict()`` returns a flat ``{name: number or array}`` dictionary (the format a
 checkpoint's ``.npz`` can hold without pickle); ``load_state_dict`` restores it so that
@@ -53,6 +55,7 @@ class Optimizer:
                     "requires_grad=True (pass model.parameters())"
                 )
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
+        self._buffers: dict[tuple[Any, str], Any] = {}  # (dtype, device) -> flat scratch
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (``.grad = None``) before the next backward."""
@@ -77,10 +80,29 @@ class Optimizer:
         self.step()
 
     def _gradients(self) -> Iterable[tuple[Tensor, Any, dict[str, Any]]]:
-        """``(param, gradient array, state)`` for each parameter that has a gradient."""
+        """``(param, gradient array, state)`` for each parameter that has a gradient.
+
+        The gradient array is row-major, like the parameter and its state (a copy when it is
+        not: a weight's gradient from ``tinygan.grad`` can be the transpose of a matrix
+        product), because an update that mixes memory orders reads one operand across rows.
+        """
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
-                yield p, p.grad.data, state
+                yield p, array_module(p.data).ascontiguousarray(p.grad.data), state
+
+    def _scratch(self, like: Any) -> Any:
+        """An uninitialised array of ``like``'s shape, dtype and device, for intermediates.
+
+        A view of one flat buffer per dtype and device, sized for the largest parameter and
+        reused by every update, so updates allocate nothing. Its contents are undefined
+        between calls.
+        """
+        key = (like.dtype, device_of(like))
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.size < like.size:
+            size = max(p.size for p in self.params if p.dtype == like.dtype)
+            buffer = self._buffers[key] = array_module(like).empty(size, dtype=like.dtype)
+        return buffer[: like.size].reshape(like.shape)
 
     # ------------------------------------------------------------------ state dicts
     def state_dict(self) -> dict[str, Any]:
@@ -197,7 +219,8 @@ class SGD(Optimizer):
                     buffer *= self.momentum
                     buffer += g
                 g = buffer
-            p.data -= self.lr * g
+            update = array_module(g).multiply(g, self.lr, out=self._scratch(g))
+            p.data -= update
 
 
 class Adam(Optimizer):
@@ -241,16 +264,21 @@ class Adam(Optimizer):
             if self.weight_decay:
                 g = g + self.weight_decay * p.data  # a new array: .grad is left alone
             if not state:
-                state.update(step=0, exp_avg=xp.zeros_like(g), exp_avg_sq=xp.zeros_like(g))
+                state.update(
+                    step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data)
+                )
             state["step"] += 1
             t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+            work = self._scratch(g)
             m *= b1
-            m += (1.0 - b1) * g
+            m += xp.multiply(g, 1.0 - b1, out=work)
             v *= b2
-            v += (1.0 - b2) * (g * g)
-            denom = xp.sqrt(v)
+            work = xp.multiply(g, g, out=work)
+            work *= 1.0 - b2
+            v += work
+            denom = xp.sqrt(v, out=work)
             denom /= math.sqrt(1.0 - b2**t)
             denom += self.eps
-            update = m / denom
+            update = xp.divide(m, denom, out=work)
             update *= self.lr / (1.0 - b1**t)
             p.data -= update
