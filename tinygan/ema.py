@@ -150,7 +150,7 @@ def recompute_batchnorm(model: Module, inputs: Iterable[Any]) -> int:
 
     where b_k is the batch mean (or unbiased batch variance) of the layer's input at batch
     k. The old statistics are forgotten (momentum 1 at k = 1), the layers' momenta and the
-    model's mode are restored afterwards, and ``num_batches_tracked`` counts the K batches.
+    model's mode are restored afterwards, and ``num_batches_tracked`` grows by K.
     A model without BatchNorm is left untouched and nothing is run.
 
     Args:
@@ -184,7 +184,7 @@ def recompute_batchnorm(model: Module, inputs: Iterable[Any]) -> int:
     if count == 0:
         raise ValueError(
             "recompute_batchnorm: no input batches; pass several noise batches, e.g. "
-            "[rng.standard_normal((250, z_dim)) for _ in range(8)]"
+            "[rng.standard_normal((250, z_dim), dtype=np.float32) for _ in range(8)]"
         )
     return count
 
