@@ -5,9 +5,10 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageSequence
 
 import tinygan as tg
+from tinygan import data
 from tinygan.utils import fileio, images
 from tinygan.utils.fileio import atomic_write
 
@@ -215,3 +216,132 @@ def test_failed_png_save_keeps_the_previous_grid(monkeypatch, tmp_path):
         images.save_grid(-np.ones((1, 1, 2, 2)), path, padding=0)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
+
+
+# --------------------------------------------------------------------------- animations
+def gif_frames(path) -> list[np.ndarray]:
+    with Image.open(path) as image:
+        return [np.asarray(frame.convert("L")) for frame in ImageSequence.Iterator(image)]
+
+
+def digit_grids(count: int) -> list[np.ndarray]:
+    """``count`` batches of 64 real digits (8 x 8 grids), float32 in [-1, 1]."""
+    pictures, _ = data.load_mnist("test", root=data.bundled_dataset_dir(), download=False)
+    rng = np.random.default_rng(0)
+    return [data.images_to_float(pictures[rng.choice(8000, 64)])[:, None] for _ in range(count)]
+
+
+def test_gif_has_a_labelled_frame_per_step_and_stays_small(tmp_path):
+    grids = digit_grids(20)
+    steps = list(range(0, 2000, 100))
+    images.save_gif(grids, tmp_path / "progress.gif", steps=steps)
+    path = tmp_path / "progress.gif"
+    assert path.stat().st_size < 250_000  # 196 KB: 20 frames of 64 real digits
+    with Image.open(path) as gif:
+        assert gif.n_frames == 20 and gif.info["loop"] == 0
+        durations = []
+        for frame in ImageSequence.Iterator(gif):
+            durations.append(frame.info["duration"])
+        assert durations == [250] * 19 + [1500]
+    frames = gif_frames(path)
+    grid_side = 8 * (28 + 2) + 2
+    band = frames[0].shape[0] - grid_side
+    assert frames[0].shape[1] == grid_side and 10 <= band <= 40
+    for frame, grid in zip(frames, grids):
+        images.save_grid(grid, tmp_path / "grid.png", nrow=8)
+        spacing = 255 / 15  # 16 grey levels
+        expected = np.rint(np.rint(pixels(tmp_path / "grid.png") / spacing) * spacing)
+        np.testing.assert_array_equal(frame[band:], expected)  # the grid, below the band
+        assert len(np.unique(frame[band:])) <= 16
+        assert frame[:band].max() == 255 and np.mean(frame[:band] == 0) > 0.7  # white text
+    for a, b in zip(frames, frames[1:]):
+        assert not np.array_equal(a[:band], b[:band])  # every label differs from the last
+
+
+def test_gif_of_grid_pngs_reads_the_steps_from_the_file_names(tmp_path):
+    grids = digit_grids(3)
+    paths = []
+    for step, grid in zip([100, 2000, 30000], grids):
+        paths.append(tmp_path / "samples" / f"step_{step:06d}.png")
+        images.save_grid(grid, paths[-1], nrow=8)
+    images.save_gif(paths, tmp_path / "from_png.gif")
+    images.save_gif(grids, tmp_path / "from_arrays.gif", steps=[100, 2000, 30000], nrow=8)
+    from_png, from_arrays = (
+        gif_frames(tmp_path / "from_png.gif"),
+        gif_frames(tmp_path / "from_arrays.gif"),
+    )
+    assert len(from_png) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(from_png, from_arrays))
+
+
+def test_gif_of_colour_grids_keeps_the_colours(tmp_path):
+    red = -np.ones((4, 3, 8, 8), np.float32)
+    red[:, 0] = 1.0
+    images.save_gif([red, -red], tmp_path / "colour.gif", steps=[1, 2])
+    with Image.open(tmp_path / "colour.gif") as gif:
+        first = np.asarray(gif.convert("RGB"))
+    assert first.shape[1] == 2 * 10 + 2
+    assert first[-3, 3].tolist() == [255, 0, 0]  # inside the bottom-left image
+
+
+def test_gif_refuses_bad_frames_and_writes_nothing(tmp_path):
+    grid = np.zeros((4, 1, 8, 8), np.float32)
+    target = tmp_path / "bad.gif"
+    cases = [
+        (([], target), {}, "at least one frame"),
+        (([grid, np.zeros((9, 1, 8, 8))], target), {"steps": [1, 2]}, "frame 1 is 32x32"),
+        (([grid, grid], target), {"steps": [1]}, "2 frames but 1 steps"),
+        (([grid], target), {}, "given as images: pass steps"),
+        (([tmp_path / "grid.png"], target), {}, "no number in its name"),
+        (([grid], target), {"steps": [1], "grey_levels": 1}, "grey_levels must be in 2..256"),
+    ]
+    for args, kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            images.save_gif(*args, **kwargs)
+    assert not target.exists()
+
+
+def test_failed_gif_save_keeps_the_previous_gif(monkeypatch, tmp_path):
+    path = tmp_path / "progress.gif"
+    grid = np.zeros((4, 1, 8, 8), np.float32)
+    images.save_gif([grid, grid], path, steps=[1, 2])
+    before = path.read_bytes()
+
+    def broken_save(self, *args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="no space"):
+        images.save_gif([grid, -grid, grid], path, steps=[1, 2, 3])
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["progress.gif"]
+
+
+# --------------------------------------------------------------------------- score curves
+def test_metrics_plot_draws_a_panel_per_score_with_the_real_floor(tmp_path):
+    rows = [
+        {
+            "step": str(s),
+            "fd": str(2000 / (1 + s / 100)),
+            "inception_score": str(1 + s / 250),
+            "speckle": str(3.0 / (1 + s / 500)),
+            "classes": "10",
+        }
+        for s in range(0, 2001, 250)
+    ]  # fmt: skip  (strings, as csv.DictReader gives them)
+    floor = {"fd": 5.3, "inception_score": 9.8, "speckle": 0.09}
+    images.save_metrics_plot(rows, tmp_path / "metrics.png", floor=floor)
+    p = pixels(tmp_path / "metrics.png")
+    assert p.shape == (3 * 300, 960, 3)
+    for panel in range(3):
+        r, _, b = p[panel * 300 : (panel + 1) * 300].astype(int).transpose(2, 0, 1)
+        blue, orange = (b - r > 80).sum(), ((r > 200) & (r - b > 120)).sum()  # anti-aliased too
+        assert blue > 600 and orange > 600, panel  # the scores and the floor line
+
+    images.save_metrics_plot(rows, tmp_path / "one.png", names=["classes"])
+    assert pixels(tmp_path / "one.png").shape == (300, 960, 3)
+    with pytest.raises(ValueError, match=r"rows \[0, 1, 2, 3, 4, 5, 6, 7, 8\] have no 'ssim'"):
+        images.save_metrics_plot(rows, tmp_path / "bad.png", names=["fd", "ssim"])
+    with pytest.raises(ValueError, match="at least one row"):
+        images.save_metrics_plot([], tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()

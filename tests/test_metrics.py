@@ -309,3 +309,62 @@ def test_replacing_the_shipped_weights_takes_the_flag_and_a_better_accuracy(
     assert shipped.read_bytes() == (tmp_path / "run" / "mnist_lenet.npz").read_bytes()
     assert json.loads(shipped.with_suffix(".json").read_text())["held_out_accuracy"] == 0.996
     assert "replaced" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- speckle
+def salt_and_pepper(images: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """uint8 ``images`` with ``fraction`` of their pixels set to 0 or 255 at random."""
+    rng = np.random.default_rng(seed)
+    noisy = images.copy()
+    hit = rng.random(images.shape) < fraction
+    noisy[hit] = rng.choice(np.array([0, 255], np.uint8), size=int(hit.sum()))
+    return noisy
+
+
+def test_speckle_counts_isolated_pixels_by_their_height():
+    black = -np.ones((1, 1, 6, 7), np.float32)
+    one_dot = black.copy()
+    one_dot[0, 0, 2, 3] = 1.0  # white in black: 1
+    assert metrics.speckle(one_dot) == pytest.approx(1.0)
+    grey_dot = black.copy()
+    grey_dot[0, 0, 2, 3] = 0.0  # half-way grey: 0.5
+    assert metrics.speckle(grey_dot) == pytest.approx(0.5)
+    hole = -one_dot  # black in white: 1
+    assert metrics.speckle(hole) == pytest.approx(1.0)
+    corner = black.copy()
+    corner[0, 0, 0, 0] = 1.0  # the mirrored border compares it with the pixels inside
+    assert metrics.speckle(corner) == pytest.approx(1.0)
+    stroke = black.copy()
+    stroke[0, 0, 2, :] = 1.0  # a line: every pixel has a neighbour as bright
+    stroke[0, 0, 3, :] = 0.5  # and a soft edge below it
+    assert metrics.speckle(stroke) == 0.0
+    assert metrics.speckle(black) == 0.0
+    two = np.concatenate([one_dot, black])  # the mean over images: (1 + 0) / 2
+    assert metrics.speckle(two) == pytest.approx(0.5)
+    as_bytes = np.rint((one_dot[:, 0] + 1) * 127.5).astype(np.uint8)  # (N, H, W) uint8
+    assert metrics.speckle(as_bytes) == pytest.approx(1.0)
+    assert metrics.speckle(Tensor(one_dot)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"\(N, H, W\) or \(N, C, H, W\)"):
+        metrics.speckle(np.zeros((28, 28)))
+
+
+def test_speckle_separates_real_digits_from_the_same_digits_with_salt_and_pepper(bundled):
+    digits = bundled[0][:2000]
+    clean = metrics.speckle(digits)
+    speckled = metrics.speckle(salt_and_pepper(digits, 0.01))
+    assert clean < 0.15 and speckled > 2.0
+    assert speckled > 10 * clean, (clean, speckled)  # measured: 0.09 and 3.0
+    assert metrics.speckle(blur(digits)) < clean  # smoothing removes what speckle counts
+
+
+def test_real_floor_records_the_speckle_of_real_digits_and_score_reports_it(bundled):
+    floor = metrics.real_floor()
+    order = np.random.default_rng(metrics.FLOOR_SEED).permutation(8000)
+    half_a = metrics.reference_images()[np.array_split(order, 2)[0]]
+    assert floor.speckle == metrics.speckle(half_a)
+    assert 0.05 < floor.speckle < 0.15  # 0.09: real digits have almost no isolated pixels
+    noisy = salt_and_pepper(bundled[0][8000:8500], 0.01)
+    scores = metrics.score(noisy)
+    assert scores.speckle == metrics.speckle(noisy) and scores.speckle > 10 * floor.speckle
+    assert "| speckle 0.09 |" in floor.summary()
+    assert list(metrics.QualityScores.__dataclass_fields__)[-2:] == ["speckle", "samples"]
