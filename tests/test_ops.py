@@ -850,3 +850,19 @@ def test_leaky_relu_fast_backward_equals_the_op_built_one(slope: float, dtype: s
     np.testing.assert_array_equal(fast.numpy(), built.numpy())
     expected = g.numpy() * np.where(x.numpy() > 0, 1.0, slope).astype(dtype)
     np.testing.assert_array_equal(fast.numpy(), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_layout_shortcuts_give_the_plain_products(dtype) -> None:
+    """The outer-product forward and the transposed-view weight gradient of MatMul equal
+    NumPy's plain products bit for bit, and a Linear layer's weight gradient is row-major."""
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((7, 1)).astype(dtype), rng.standard_normal((1, 9)).astype(dtype)
+    np.testing.assert_array_equal(F.matmul(tg.tensor(a), tg.tensor(b)).data, np.matmul(a, b))
+    x = tg.tensor(rng.standard_normal((6, 5)).astype(dtype), requires_grad=True)
+    w = tg.tensor(rng.standard_normal((4, 5)).astype(dtype), requires_grad=True)
+    g = rng.standard_normal((6, 4)).astype(dtype)
+    F.linear(x, w).backward(g)
+    np.testing.assert_array_equal(w.grad.data, np.matmul(x.data.T, g).T)
+    assert w.grad.data.flags.c_contiguous
+    np.testing.assert_array_equal(x.grad.data, np.matmul(g, w.data))

@@ -223,9 +223,17 @@ class MatMul(Function):
     """y = a @ b (last two axes are matrices; leading axes broadcast).
 
     dL/da = dL/dy @ b^T,  dL/db = a^T @ dL/dy  (summed over broadcast batch axes).
+
+    Two layouts are chosen for speed, each the same numbers: an outer product (one column
+    times one row, e.g. a batch of one feature into a Linear layer) is an elementwise
+    product, which BLAS would run far slower; and when b is a transposed view (a Linear
+    layer's W^T), dL/db is computed as (dL/dy^T @ a)^T, so that dL/dW comes out row-major,
+    the layout in which the optimizer reads it without a copy.
     """
 
     def forward(self, a, b):
+        if a.shape[-1] == 1:  # (..., m, 1) @ (..., 1, n): every entry is one product
+            return a * b
         return self.xp.matmul(a, b)
 
     def backward(self, grad_output):
@@ -234,8 +242,16 @@ class MatMul(Function):
         if self.needs_input_grad[0]:
             ga = sum_to(matmul(grad_output, swap_last(b)), a.shape)
         if self.needs_input_grad[1]:
-            gb = sum_to(matmul(swap_last(a), grad_output), b.shape)
+            if a.ndim == b.ndim == 2 and _is_transposed_view(b.data):
+                gb = swap_last(matmul(swap_last(grad_output), a))  # (g^T a)^T = a^T g
+            else:
+                gb = sum_to(matmul(swap_last(a), grad_output), b.shape)
         return ga, gb
+
+
+def _is_transposed_view(array: Any) -> bool:
+    """True for a column-major (Fortran-ordered) matrix that is not also row-major."""
+    return array.flags.f_contiguous and not array.flags.c_contiguous
 
 
 def matmul(a: Any, b: Any) -> Tensor:
