@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from tinygan import metrics, models
 from tinygan.backend import normalize_device, resolve_device
-from tinygan.checkpoint import load_checkpoint
+from tinygan.checkpoint import read_checkpoint
 from tinygan.gan import generate_many
 from tinygan.train import MnistConfig
 from tinygan.utils.cli import parse_config, require_range
+from tinygan.utils.run import load_sampler
 
 
 @dataclass
@@ -69,8 +70,10 @@ def load_generator(checkpoint: Path, device: str):
     # Only what rebuilds the generator: the run's data folder, say, may be gone by now.
     run_config = MnistConfig(**{k: saved[k] for k in ("model", "z_dim", "loss") if k in saved})
     generator, _ = models.mnist_models(run_config.model, run_config.z_dim)  # weights: below
-    step = load_checkpoint(checkpoint, generator=generator).get("step", "?")
-    return generator.to(device), run_config, step
+    generator.to(device)
+    which = load_sampler(generator, checkpoint, run_config.z_dim)  # the EMA, if the run kept one
+    step = int(read_checkpoint(checkpoint)["step"])
+    return generator, run_config, f"{step} ({which} weights)"
 
 
 def main() -> None:

@@ -172,6 +172,7 @@ def test_training_records_metrics_without_changing_the_training(tmp_path, monkey
     assert set(rows[0]) == {"step", *metrics.QualityScores.__dataclass_fields__}
     assert "step 2 quality: FD" in (tmp_path / "scored.log").read_text()
     assert not (tmp_path / "plain" / "metrics.csv").exists()
+    assert (tmp_path / "scored" / "metrics.png").stat().st_size > 1000
     a, b = plain.state_dict(), scored.state_dict()
     assert all(np.array_equal(a[k], b[k]) for k in a)
 

@@ -13,14 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tinygan import models, nn
 from tinygan import train as train_module
+from tinygan.checkpoint import read_checkpoint
 from tinygan.data import BatchLoader
 from tinygan.gan import LOSSES
 from tinygan.train import MnistConfig, TrainConfig, train
 from tinygan.utils import run as run_module
-from tinygan.utils.run import Run, RunError, sample_from_checkpoint
+from tinygan.utils.run import Run, RunError, load_sampler, sample_from_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -192,7 +194,7 @@ def test_overwrite_deletes_only_the_files_a_run_writes(tmp_path):
     assert run.history["step"] == [1.0]
     assert sorted(run_files(out)) == [
         "checkpoint.npz", "config.json", "losses.csv", "losses.png", "notes.txt",
-        "samples/favourite.png", "samples/step_000001.png",
+        "progress.gif", "samples/favourite.png", "samples/step_000001.png",
     ]  # fmt: skip
     assert [int(r["step"]) for r in csv.DictReader(open(out / "losses.csv"))] == [1]
     assert "deleted" in (tmp_path / "log.txt").read_text()
@@ -391,3 +393,30 @@ def test_signals_at_random_moments_never_change_the_final_checkpoint(tmp_path):
             np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{where} {key}")
         assert not list(out.rglob("*.tmp")), where
     assert handled_by_the_run >= 2  # the "step" signals at least: stopped after their step
+
+
+def test_every_grid_is_a_frame_of_progress_gif(tmp_path):
+    run_training(tmp_path, steps=4, sample_every=1)
+    with Image.open(tmp_path / "run" / "progress.gif") as gif:
+        assert gif.n_frames == 4
+
+
+def test_ema_is_saved_resumed_exactly_and_drawn(tmp_path):
+    straight = run_training(tmp_path / "a", "lsgan", model="dcgan", ema=0.9)
+    run_training(tmp_path / "b", "lsgan", model="dcgan", ema=0.9, steps=2)
+    resumed = run_training(tmp_path / "b", "lsgan", model="dcgan", ema=0.9, resume=True)
+    assert_same_run(straight, resumed)
+    a, b = straight[2].ema.model.state_dict(), resumed[2].ema.model.state_dict()
+    for key in a:
+        if not key.endswith(("running_mean", "running_var")):  # remeasured for each grid
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    saved = read_checkpoint(tmp_path / "a" / "run" / "checkpoint.npz")
+    assert any(k.startswith("generator_ema/") for k in saved)
+    # The grids and --sample draw with the average, not with G.
+    G, _, run = straight
+    assert run.sampler is run.ema.model
+    weight = "generator_ema/0.weight"
+    assert not np.array_equal(saved[weight], G.state_dict()["0.weight"])
+    g = models.mnist_models("dcgan", 8)[0]
+    assert load_sampler(g, tmp_path / "a" / "run" / "checkpoint.npz", 8) == "generator_ema"
+    np.testing.assert_array_equal(g.state_dict()["0.weight"], saved[weight])

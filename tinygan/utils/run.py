@@ -53,22 +53,23 @@ import numpy as np
 
 from tinygan import metrics
 from tinygan.backend import array_module, normalize_device
-from tinygan.checkpoint import load_checkpoint, save_checkpoint
+from tinygan.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from tinygan.ema import EMA, recompute_batchnorm
 from tinygan.gan import generate, generate_many
 from tinygan.nn import Module
 from tinygan.optim import Optimizer
 from tinygan.tensor import Tensor
 from tinygan.utils.cli import require_positive, require_range
 from tinygan.utils.fileio import atomic_write
-from tinygan.utils.images import save_grid, save_loss_plot, save_strip
+from tinygan.utils.images import save_gif, save_grid, save_loss_plot, save_metrics_plot, save_strip
 from tinygan.utils.progress import Progress
-from tinygan.utils.streams import RandomStreams
+from tinygan.utils.streams import BATCHNORM_NOISE, INTERPOLATION, SAMPLES, RandomStreams
 
 HISTORY = ("step", "d_loss", "g_loss", "d_real", "d_fake", "penalty", "seconds")
 # The files a run (or --sample) writes in its folder, besides the grids in samples/.
 RUN_FILES = (
-    "config.json", "checkpoint.npz", "losses.csv", "losses.png", "metrics.csv", "progress.gif",
-    "samples.png", "interpolation.png",
+    "config.json", "checkpoint.npz", "losses.csv", "losses.png", "metrics.csv", "metrics.png",
+    "progress.gif", "samples.png", "interpolation.png",
 )  # fmt: skip
 _GRID_NAME = re.compile(r"step_\d{6,}\.png")  # samples/step_XXXXXX.png
 # Settings that may change between a run and its resumption without changing the result.
@@ -112,6 +113,8 @@ class RunConfig:
         eval_every: steps between sample-quality scores of 2,000 generated images
             (tinygan.metrics: Fréchet distance, inception-style score, class coverage;
             MNIST only), written to metrics.csv and the progress output; 0: never.
+        ema: decay of an exponential moving average of G's weights (tinygan.ema), which the
+            grids, the scores and --sample then draw with; 0: off, G as it is.
         resume: continue from out/checkpoint.npz (from step 0 when there is none yet).
         overwrite: delete the run in out (only the files a run writes) and start again.
         sample: only load out/checkpoint.npz and write a sample grid and an interpolation.
@@ -126,6 +129,7 @@ class RunConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     eval_every: int = 0
+    ema: float = 0.0
     resume: bool = False
     overwrite: bool = False
     sample: bool = False
@@ -133,6 +137,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         require_positive(self, "steps", "z_dim", "log_every")
         require_range(self, "seed", "sample_every", "checkpoint_every", "eval_every", low=0)
+        require_range(self, "ema", low=0, high=1)
         if self.device != "auto":
             normalize_device(self.device)
         if self.resume and self.overwrite:
@@ -178,6 +183,21 @@ class Run:
         self.history: dict[str, list[float]] = {name: [] for name in HISTORY}
         self.metrics_history: list[dict[str, float]] = []  # one row per evaluation
         self.progress = Progress(config.steps, 0, stream, config.log_every)
+        self.ema = EMA(generator, config.ema) if config.ema else None
+
+    @property
+    def sampler(self) -> Module:
+        """The generator that draws the grids and the scored samples: G, or its EMA.
+
+        The EMA's BatchNorm statistics (if G has BatchNorm) are measured afresh under the
+        averaged weights, on 8 batches of 64 noise vectors of their own stream (see
+        :mod:`tinygan.ema` for why, and for the measurements).
+        """
+        if self.ema is None:
+            return self.generator
+        z = self.streams.rng(BATCHNORM_NOISE).standard_normal((8, 64, self.config.z_dim))
+        self.ema.recompute_batchnorm(Tensor(b.astype(np.float32)).to(self.device) for b in z)
+        return self.ema.model
 
     # ------------------------------------------------------------------ the loop's side
     def steps(self) -> Iterator[int]:
@@ -206,7 +226,8 @@ class Run:
         self.message(f"done: {self.step} steps in {self.history['seconds'][-1]:.0f} s{where}")
 
     def log(self, step: int, **values: float) -> None:
-        """Step ``step`` is finished: record its losses, update the progress line.
+        """Step ``step`` is finished: record its losses, update the progress line and the
+        EMA of G (with ``--ema``).
 
         ``values`` are the columns of ``losses.csv`` (``d_loss``, ``g_loss``, ``d_real``,
         ``d_fake``, ``penalty``; a missing one is recorded as 0).
@@ -232,6 +253,8 @@ class Run:
         for name in HISTORY[1:]:
             self.history[name].append(float(values.get(name, 0.0)))
         self.progress.update(step, {"d_loss": values["d_loss"], "g_loss": values["g_loss"]})
+        if self.ema is not None:
+            self.ema.update()
 
     def due(self, step: int, every: int) -> bool:
         """True every ``every`` steps and at the last step (never when ``every`` is 0)."""
@@ -247,9 +270,11 @@ class Run:
 
         Args:
             step: the step just finished.
-            images: what to draw, (N, C, H, W) in [-1, 1]; default G of 64 fixed noise
-                vectors (the grid noise stream), the same at every step.
+            images: what to draw, (N, C, H, W) in [-1, 1]; default :attr:`sampler` of 64
+                fixed noise vectors (the grid noise stream), the same at every step.
             nrow: images per row.
+
+        Also redraws ``progress.gif``, every grid of the run so far, one frame each.
 
         Raises:
             RunError: a weight of the generator is not finite (nothing is drawn).
@@ -257,9 +282,11 @@ class Run:
         self._check_weights(("generator", self.generator), what=f"the grid of step {step}")
         if images is None:
             z = Tensor(self.streams.grid_noise(64, self.config.z_dim)).to(self.device)
-            images = generate(self.generator, z)
+            images = generate(self.sampler, z)
         path = self.out / "samples" / f"step_{step:06d}.png"
         save_grid(images, path, nrow=nrow)
+        grids = sorted(p for p in path.parent.iterdir() if _GRID_NAME.fullmatch(p.name))
+        save_gif(grids, self.out / "progress.gif")
         return path
 
     @property
@@ -283,6 +310,7 @@ class Run:
             opt_g=self.opt_g,
             opt_d=self.opt_d,
             step=self.step,
+            **({} if self.ema is None else {"generator_ema": self.ema.model}),
             **history,
         )
         self.checkpoint_step = self.step
@@ -307,12 +335,13 @@ class Run:
             discriminator=self.discriminator,
             opt_g=self.opt_g,
             opt_d=self.opt_d,
+            **({} if self.ema is None else {"generator_ema": self.ema.model}),
         )
         self.step = self.checkpoint_step = int(extras["step"])
         self.history = {k: list(map(float, extras[f"history_{k}"])) for k in HISTORY}
         if self.metrics_path.exists():  # keep the evaluations up to the checkpoint's step
             with open(self.metrics_path, newline="") as f:
-                rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+                rows = [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
             self.metrics_history = [row for row in rows if row["step"] <= self.step]
 
     @property
@@ -320,7 +349,8 @@ class Run:
         return self.out / "metrics.csv"
 
     def evaluate(self, step: int) -> metrics.QualityScores:
-        """Score ``eval_samples`` generated images; append them to ``metrics.csv``.
+        """Score ``eval_samples`` images of :attr:`sampler`; write ``metrics.csv`` and
+        ``metrics.png`` (each score against the steps, beside the real-data floor).
 
         The noise is the same at every evaluation (a stream no training step draws from),
         so the scores follow the generator, not the noise; generating in eval mode leaves
@@ -328,15 +358,19 @@ class Run:
         """
         self._check_weights(("generator", self.generator), what=f"the scores of step {step}")
         z = self.streams.evaluation_noise(self.eval_samples, self.config.z_dim)
-        scores = metrics.score(generate_many(self.generator, z, self.device))
+        scores = metrics.score(generate_many(self.sampler, z, self.device))
         self.metrics_history.append({"step": float(step), **scores.as_dict()})
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(self.metrics_history[0]))
+        columns = ["step", *scores.as_dict()]  # rows of older runs may lack a newer score
+        writer = csv.DictWriter(text, fieldnames=columns, restval="")
         writer.writeheader()
         for row in self.metrics_history:
-            writer.writerow({k: f"{v:.6g}" for k, v in row.items()})
+            writer.writerow({k: f"{v:.6g}" for k, v in row.items() if k in columns})
         with atomic_write(self.metrics_path) as f:
             f.write(text.getvalue().encode())
+        complete = [row for row in self.metrics_history if set(columns) <= set(row)]
+        floor = metrics.real_floor().as_dict()
+        save_metrics_plot(complete, self.out / "metrics.png", floor=floor)
         self.message(f"step {step} quality: {scores.summary()}")
         return scores
 
@@ -509,10 +543,29 @@ class _signals_deferred:
 
 def interpolation_noise(z_dim: int, steps: int, seed: int, device: str = "cpu") -> Tensor:
     """``steps`` noise vectors on the straight line between two random ones."""
-    rng = np.random.default_rng(seed)
-    a, b = rng.standard_normal((2, z_dim), dtype=np.float32)
+    a, b = RandomStreams(seed).rng(INTERPOLATION).standard_normal((2, z_dim), dtype=np.float32)
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     return Tensor((1.0 - t) * a + t * b).to(device)
+
+
+def load_sampler(generator: Module, checkpoint: str | Path, z_dim: int, seed: int = 0) -> str:
+    """Load the weights a run samples with into ``generator`` (already on its device).
+
+    That is the EMA of G when the run kept one (``--ema``; its BatchNorm statistics then
+    measured afresh, as :attr:`Run.sampler` does), else G itself.
+
+    Returns:
+        ``"generator_ema"`` or ``"generator"``: which weights were loaded.
+    """
+    name = "generator"
+    if any(key.startswith("generator_ema/") for key in read_checkpoint(checkpoint)):
+        name = "generator_ema"
+    load_checkpoint(checkpoint, **{name: generator})
+    if name == "generator_ema":
+        device = next(iter(generator.parameters())).device
+        z = RandomStreams(seed).rng(BATCHNORM_NOISE).standard_normal((8, 64, z_dim))
+        recompute_batchnorm(generator, (Tensor(b.astype(np.float32)).to(device) for b in z))
+    return name
 
 
 def sample_from_checkpoint(
@@ -524,21 +577,20 @@ def sample_from_checkpoint(
     n: int = 64,
     log: Callable[[str], None] | None = None,
 ) -> tuple[Path, Path]:
-    """Load a generator (already on its device) from a training checkpoint; write a sample
-    grid and an interpolation.
+    """Load a generator (already on its device) from a training checkpoint (its EMA when
+    the run kept one); write a sample grid and an interpolation.
 
     Returns:
         The paths of ``samples.png`` and ``interpolation.png`` in ``out``.
     """
-    load_checkpoint(checkpoint, generator=generator)
+    which = load_sampler(generator, checkpoint, z_dim, seed)
     device = next(iter(generator.parameters())).device
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    z = Tensor(rng.standard_normal((n, z_dim), dtype=np.float32)).to(device)
+    z = RandomStreams(seed).rng(SAMPLES).standard_normal((n, z_dim), dtype=np.float32)
     grid_path, strip_path = out / "samples.png", out / "interpolation.png"
-    save_grid(generate(generator, z), grid_path, nrow=8)
+    save_grid(generate(generator, Tensor(z).to(device)), grid_path, nrow=8)
     save_strip(generate(generator, interpolation_noise(z_dim, 10, seed, device)), strip_path)
     if log is not None:
-        log(f"wrote {grid_path.resolve()} and {strip_path.resolve()}")
+        log(f"wrote {grid_path.resolve()} and {strip_path.resolve()} ({which} weights)")
     return grid_path, strip_path

@@ -27,6 +27,7 @@ EVALUATION_NOISE = 3  # the fixed z of the quality scores
 LABELLED = 4  # which labelled examples a semi-supervised step sees
 SAMPLES = 5  # the z of a sample grid drawn from a checkpoint (--sample)
 INTERPOLATION = 6  # the two ends of a latent interpolation
+BATCHNORM_NOISE = 7  # the z on which an EMA generator's BatchNorm statistics are measured
 
 
 @dataclass(frozen=True)
