@@ -266,7 +266,8 @@ def test_dcgan_forward_and_backward_stay_float32(op_dtypes) -> None:
         assert s.dtype == np.float32, name
     _assert_all_float32(
         op_dtypes,
-        {"MatMul", "Im2col", "Col2im", "ReLU", "LeakyReLU", "Tanh", "PowScalar", "Sum"},
+        {"MatMul", "Im2col", "Col2im", "ReLU", "LeakyReLU", "Tanh", "PowScalar", "Sum",
+         "StridedConv2d", "SubPixelConvTranspose2d"},  # DCGAN's layers take the fused ops
     )
 
 
@@ -286,4 +287,4 @@ def test_gradient_penalty_stays_float32(op_dtypes) -> None:
     assert gx.dtype == np.float32
     for name in ("c1.w", "c2.w", "fc.w"):
         assert d[name].grad.dtype == np.float32, name
-    _assert_all_float32(op_dtypes, {"Im2col", "Col2im", "Sqrt", "LeakyReLU"})
+    _assert_all_float32(op_dtypes, {"Im2col", "Col2im", "Sqrt", "LeakyReLU", "StridedConv2d"})
