@@ -1,6 +1,14 @@
-"""Sample quality of every MNIST demo configuration after the same wall-clock budget.
+"""Sample quality of every MNIST demo configuration after the same wall-clock budget, and
+a sweep of the main demo's recipe over seeds.
 
     OPENBLAS_NUM_THREADS=1 taskset -c 1 python benchmarks/quality.py --minutes 4
+    OPENBLAS_NUM_THREADS=1 python benchmarks/quality.py --sweep --seeds 0 1 2
+
+``--sweep`` trains each recipe of :data:`RECIPES` (LSGAN, the main demo's loss, one change
+at a time) for a fixed number of steps from each seed, and prints the mean, the standard
+deviation and the range over the seeds of every score, with the seconds per step of the
+machine it ran on. Steps, not minutes: the scores then do not depend on the machine or on
+what else it is doing, and the time budget of a demo is the steps times its step time.
 
 Each configuration below (the settings of demos/mnist_*.py) trains from the same seed with
 :func:`tinygan.train.train`, the loop the demos run, for ``--minutes`` of wall-clock time
@@ -79,15 +87,76 @@ def train_for(settings: dict, seconds: float, images: np.ndarray, args) -> Run:
         run = train(generator, discriminator, loader, config, stream=io.StringIO())
 
 
+_DCGAN = dict(model="dcgan", loss="lsgan", steps=2000)
+RECIPES = {  # name -> MnistConfig settings; the first is demos/mnist_lsgan.py's default
+    "DCGAN-28, Adam 2e-4 for both (the demo's default)": _DCGAN,
+    "DCGAN-28, G 1e-3, D 2e-4": dict(_DCGAN, lr_g=1e-3),
+    "DCGAN-28, G 1e-3, D 2e-4, betas (0.5, 0.9)": dict(_DCGAN, lr_g=1e-3, beta2=0.9),
+    "DCGAN-28, G 1e-3, D 2e-4, EMA 0.995": dict(_DCGAN, lr_g=1e-3, ema=0.995),
+    "MLP, Adam 1e-3 for both, batch 128, 5,000 steps": dict(_MLP, loss="lsgan", steps=5000),
+    "MLP, batch 128, 5,000 steps, EMA 0.995": dict(_MLP, loss="lsgan", steps=5000, ema=0.995),
+}
+
+
+def sweep(args: argparse.Namespace, images: np.ndarray) -> None:
+    """Train every recipe in ``args.only`` from every seed; print a table of the scores."""
+    print("| recipe | steps | s/step | FD ↓ | IS ↑ | classes ↑ | class KL ↓ | speckle ↓ |")
+    print("|---|---:|---:|---|---|---|---|---|")
+    for name in args.only:
+        settings, runs = dict(RECIPES[name]), []
+        settings["steps"] = args.steps or settings["steps"]
+        for seed in args.seeds:
+            out = Path(args.out) / f"sweep-{list(RECIPES).index(name)}-seed{seed}"
+            config = MnistConfig(
+                **settings, seed=seed, device="cpu", out=str(out), sample_every=500,
+                checkpoint_every=10**9, overwrite=True,
+            )  # fmt: skip
+            critic = LOSSES[config.loss].critic
+            G, D = models.mnist_models(config.model, config.z_dim, critic, config.seed)
+            loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
+            run = train(G, D, loader, config, stream=io.StringIO())
+            z = run.streams.evaluation_noise(args.samples, config.z_dim)
+            scores = metrics.score(generate_many(run.sampler, z))
+            per_step = run.history["seconds"][-1] / run.step
+            print(f"  {name}, seed {seed}: {scores.summary()}, {per_step:.3f} s/step",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            runs.append((scores.as_dict(), per_step))
+        cells = [_spread([r[0][key] for r in runs], digits)
+                 for key, digits in (("fd", 0), ("inception_score", 2), ("classes", 1),
+                                     ("class_kl", 3), ("speckle", 2))]  # fmt: skip
+        seconds = np.mean([r[1] for r in runs])
+        print(f"| {name} | {settings['steps']:,} | {seconds:.3f} | " + " | ".join(cells) + " |")
+    floor = metrics.real_floor()
+    print(f"| real digits (floor) | | | {floor.fd:.0f} | {floor.inception_score:.2f} | "
+          f"{floor.classes} | {floor.class_kl:.3f} | {floor.speckle:.2f} |")  # fmt: skip
+
+
+def _spread(values: list[float], digits: int) -> str:
+    """``mean ± sd (min-max)`` of the seeds' values (only the value for one seed)."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    mean, sd, low, high = (f"{x:.{digits}f}" for x in (v.mean(), v.std(ddof=1), v.min(), v.max()))
+    return f"{mean} ± {sd} ({low}-{high})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=4.0, help="training time per model")
     parser.add_argument("--samples", type=int, default=5000, help="generated images scored")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probe-steps", type=int, default=20, help="steps that time a step")
-    parser.add_argument("--only", nargs="*", default=list(CONFIGS), help="configurations")
+    parser.add_argument("--only", nargs="*", help="configurations (or recipes); default all")
     parser.add_argument("--out", default="runs/quality", help="folder of the runs")
+    parser.add_argument("--sweep", action="store_true", help="the recipe sweep over --seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sweep seeds")
+    parser.add_argument("--steps", type=int, help="sweep: train every recipe this many steps")
     args = parser.parse_args()
+    table = RECIPES if args.sweep else CONFIGS
+    args.only = args.only or list(table)
+    unknown = [name for name in args.only if name not in table]
+    if unknown:
+        parser.error(f"unknown --only {unknown}; choose from {list(table)}")
     if args.probe_steps < 2:
         parser.error("--probe-steps must be at least 2: the first step is not timed")
 
@@ -98,6 +167,10 @@ def main() -> None:
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
         flush=True,
     )
+    if args.sweep:
+        print(f"`{shlex.join(['python', *sys.argv])}`, {datetime.date.today().isoformat()}")
+        sweep(args, images)
+        return
     rows = []
     for name in args.only:
         settings, demo = CONFIGS[name]
