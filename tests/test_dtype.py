@@ -266,8 +266,18 @@ def test_dcgan_forward_and_backward_stay_float32(op_dtypes) -> None:
         assert s.dtype == np.float32, name
     _assert_all_float32(
         op_dtypes,
-        {"MatMul", "Im2col", "Col2im", "ReLU", "LeakyReLU", "Tanh", "PowScalar", "Sum",
-         "StridedConv2d", "SubPixelConvTranspose2d"},  # DCGAN's layers take the fused ops
+        {
+            "MatMul",
+            "Im2col",
+            "Col2im",
+            "ReLU",
+            "LeakyReLU",
+            "Tanh",
+            "PowScalar",
+            "Sum",
+            "StridedConv2d",
+            "SubPixelConvTranspose2d",
+        },  # DCGAN's layers take the fused ops
     )
 
 
