@@ -1,5 +1,7 @@
 """Shared fixtures: the device every device-aware test runs on, and real Fashion-MNIST."""
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,19 @@ def fashion_mnist_root() -> Path:
             "tinygan.data.load_fashion_mnist"
         )
     return _FASHION_MNIST
+
+
+@pytest.fixture
+def load_demo(monkeypatch):
+    """``load_demo(name)``: demos/<name>.py as a module (its ``__main__`` part not run)."""
+    demos = Path(__file__).resolve().parent.parent / "demos"
+
+    def load(name: str):
+        monkeypatch.syspath_prepend(str(demos))
+        spec = importlib.util.spec_from_file_location(f"{name}_demo", demos / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,16 +12,6 @@ from tinygan.train import MnistConfig
 from tinygan.utils.cli import parse_config, require_range
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_demo(name: str, monkeypatch):
-    """A demos/ script as a module (its ``if __name__ == "__main__"`` part not run)."""
-    monkeypatch.syspath_prepend(str(ROOT / "demos"))
-    spec = importlib.util.spec_from_file_location(f"{name}_demo", ROOT / "demos" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
 
 
 def usage_error(cls, argv, capsys) -> str:
@@ -124,8 +112,8 @@ def test_resume_and_overwrite_exclude_each_other(capsys):
         (["--data-root", "/no/such/folder"], "data_root must be an existing folder"),
     ],
 )
-def test_the_main_demo_checks_its_own_flags(monkeypatch, capsys, argv, message):
-    demo = load_demo("mnist_lsgan", monkeypatch)
+def test_the_main_demo_checks_its_own_flags(monkeypatch, capsys, argv, message, load_demo):
+    demo = load_demo("mnist_lsgan")
     assert message in usage_error(demo.Config, argv, capsys)
 
 
@@ -141,8 +129,8 @@ def test_the_main_demo_checks_its_own_flags(monkeypatch, capsys, argv, message):
         (["--seed", "-3"], "seed must be in [0, inf), got -3"),
     ],
 )
-def test_the_classifier_demo_checks_its_flags(monkeypatch, capsys, argv, message):
-    demo = load_demo("train_mnist_classifier", monkeypatch)
+def test_the_classifier_demo_checks_its_flags(monkeypatch, capsys, argv, message, load_demo):
+    demo = load_demo("train_mnist_classifier")
     assert message in usage_error(demo.ClassifierConfig, argv, capsys)
 
 
@@ -155,8 +143,8 @@ def test_the_classifier_demo_checks_its_flags(monkeypatch, capsys, argv, message
         (["--device", "tpu"], "tpu"),
     ],
 )
-def test_the_evaluation_demo_checks_its_flags(monkeypatch, capsys, argv, message):
-    demo = load_demo("evaluate", monkeypatch)
+def test_the_evaluation_demo_checks_its_flags(monkeypatch, capsys, argv, message, load_demo):
+    demo = load_demo("evaluate")
     assert message in usage_error(demo.EvaluateConfig, argv, capsys)
 
 
@@ -172,6 +160,6 @@ def test_the_evaluation_demo_checks_its_flags(monkeypatch, capsys, argv, message
         (["--data-root", "/no/such/folder"], "data_root must be an existing folder"),
     ],
 )
-def test_the_semi_supervised_demo_checks_its_flags(monkeypatch, capsys, argv, message):
-    demo = load_demo("mnist_semi_supervised", monkeypatch)
+def test_the_semi_supervised_demo_checks_its_flags(monkeypatch, capsys, argv, message, load_demo):
+    demo = load_demo("mnist_semi_supervised")
     assert message in usage_error(demo.SemiSupervisedConfig, argv, capsys)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import sys
@@ -181,18 +180,8 @@ def test_training_records_metrics_without_changing_the_training(tmp_path, monkey
     assert [int(r["step"]) for r in rows] == [2, 4, 6]
 
 
-def load_demo(name: str, monkeypatch):
-    """A demos/ script as a module (its ``if __name__ == "__main__"`` part not run)."""
-    monkeypatch.syspath_prepend(str(ROOT / "demos"))
-    spec = importlib.util.spec_from_file_location(f"{name}_demo", ROOT / "demos" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_classifier_demo_loss_is_cross_entropy_and_shifts_move_images(monkeypatch):
-    demo = load_demo("train_mnist_classifier", monkeypatch)
+def test_classifier_demo_loss_is_cross_entropy_and_shifts_move_images(monkeypatch, load_demo):
+    demo = load_demo("train_mnist_classifier")
     rng = np.random.default_rng(0)
     z = rng.standard_normal((5, 10)) * 30
     labels = np.array([0, 3, 9, 3, 1])
@@ -216,7 +205,7 @@ def test_classifier_demo_loss_is_cross_entropy_and_shifts_move_images(monkeypatc
     assert not np.array_equal(shifted, images)
 
 
-def test_evaluate_demo_scores_a_checkpoint(tmp_path, monkeypatch, capsys):
+def test_evaluate_demo_scores_a_checkpoint(tmp_path, monkeypatch, capsys, load_demo):
     run = tmp_path / "run"
     run.mkdir()
     config = {"model": "mlp", "dataset": "mnist", "loss": "gan", "z_dim": 96}
@@ -224,7 +213,7 @@ def test_evaluate_demo_scores_a_checkpoint(tmp_path, monkeypatch, capsys):
     generator = models.mlp_generator(96, rng=np.random.default_rng(0))
     save_checkpoint(run / "checkpoint.npz", generator=generator, step=7)
 
-    demo = load_demo("evaluate", monkeypatch)
+    demo = load_demo("evaluate")
     argv = ["evaluate.py", "--checkpoint", str(run / "checkpoint.npz"), "--samples", "300"]
     monkeypatch.setattr(sys, "argv", argv)
     demo.main()
@@ -269,9 +258,9 @@ def shipped_files() -> dict[str, bytes]:
 
 
 def test_classifier_demo_writes_a_run_folder_and_leaves_the_shipped_weights_alone(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, load_demo
 ):
-    demo = load_demo("train_mnist_classifier", monkeypatch)
+    demo = load_demo("train_mnist_classifier")
     small_bundled_set(monkeypatch, demo)
     before = shipped_files()
     monkeypatch.chdir(tmp_path)
@@ -285,9 +274,9 @@ def test_classifier_demo_writes_a_run_folder_and_leaves_the_shipped_weights_alon
 
 
 def test_replacing_the_shipped_weights_takes_the_flag_and_a_better_accuracy(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, load_demo
 ):
-    demo = load_demo("train_mnist_classifier", monkeypatch)
+    demo = load_demo("train_mnist_classifier")
     small_bundled_set(monkeypatch, demo)
     shipped = copy_weights(tmp_path / "shipped", train_indices=[0, 64], held_out_indices=[64, 200])
     monkeypatch.setattr(demo, "WEIGHTS_PATH", shipped)
