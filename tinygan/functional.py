@@ -59,7 +59,7 @@ from tinygan.ops import (
     upsample_nearest,
     view,
 )
-from tinygan.tensor import Tensor
+from tinygan.tensor import Tensor, array_of
 
 # The ops named like Python builtins, for ``F.sum`` and friends; the library itself calls
 # them qualified (``ops.sum``), so that no line reads like the builtin.
@@ -215,7 +215,7 @@ def batch_norm(
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
-        mean, var = _array(running_mean), _array(running_var)  # constants here
+        mean, var = array_of(running_mean), array_of(running_var)  # constants here
         inv_std = (var + eps) ** -0.5
         y = (x - Tensor(mean.reshape(shape))) * Tensor(inv_std.reshape(shape))
     if weight is not None:
@@ -227,14 +227,9 @@ def batch_norm(
 
 def _move_towards(running: Any, batch_value: Any, momentum: float) -> None:
     """running <- (1 - momentum) running + momentum batch_value, in place."""
-    running = _array(running)
+    running = array_of(running)
     running *= 1.0 - momentum
     running += momentum * batch_value
-
-
-def _array(value: Any) -> Any:
-    """The array of a Tensor, or the array itself."""
-    return value.data if isinstance(value, Tensor) else value
 
 
 def dropout(

@@ -187,22 +187,22 @@ class Tensor:
 
     # Comparisons give plain boolean arrays: they have no gradient.
     def __lt__(self, other: Any) -> Any:
-        return self.data < _raw(other)
+        return self.data < array_of(other)
 
     def __le__(self, other: Any) -> Any:
-        return self.data <= _raw(other)
+        return self.data <= array_of(other)
 
     def __gt__(self, other: Any) -> Any:
-        return self.data > _raw(other)
+        return self.data > array_of(other)
 
     def __ge__(self, other: Any) -> Any:
-        return self.data >= _raw(other)
+        return self.data >= array_of(other)
 
     def __eq__(self, other: Any) -> Any:  # type: ignore[override]
-        return self.data == _raw(other)
+        return self.data == array_of(other)
 
     def __ne__(self, other: Any) -> Any:  # type: ignore[override]
-        return self.data != _raw(other)
+        return self.data != array_of(other)
 
     __hash__ = object.__hash__  # tensors are identities, usable as dict keys
 
@@ -378,7 +378,8 @@ def _as_array(data: Any, dtype: np.dtype) -> Any:
     return xp.asarray(data, dtype=dtype)
 
 
-def _raw(value: Any) -> Any:
+def array_of(value: Any) -> Any:
+    """The array of a Tensor, or ``value`` itself (an array or a number)."""
     return value.data if isinstance(value, Tensor) else value
 
 
