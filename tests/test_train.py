@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from PIL import Image
 
 from tinygan import models, nn
 from tinygan import train as train_module
+from tinygan.backend import keep_freed_memory
 from tinygan.checkpoint import read_checkpoint
 from tinygan.data import BatchLoader
 from tinygan.gan import LOSSES
@@ -420,3 +422,15 @@ def test_ema_is_saved_resumed_exactly_and_drawn(tmp_path):
     g = models.mnist_models("dcgan", 8)[0]
     assert load_sampler(g, tmp_path / "a" / "run" / "checkpoint.npz", 8) == "generator_ema"
     np.testing.assert_array_equal(g.state_dict()["0.weight"], saved[weight])
+
+
+def test_a_run_lets_malloc_keep_freed_memory(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(run_module, "keep_freed_memory", lambda: calls.append("kept") or True)
+    run_training(tmp_path, steps=1)
+    assert calls == ["kept"]
+
+
+def test_keep_freed_memory_takes_effect_on_glibc_only():
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc

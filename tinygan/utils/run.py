@@ -52,7 +52,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from tinygan import metrics
-from tinygan.backend import array_module, normalize_device
+from tinygan.backend import array_module, keep_freed_memory, normalize_device
 from tinygan.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from tinygan.ema import EMA, recompute_batchnorm
 from tinygan.gan import generate, generate_many
@@ -376,7 +376,9 @@ class Run:
 
     # ------------------------------------------------------------------ internals
     def _start(self) -> None:
-        """Claim the folder (see the module docstring), resume, write ``config.json``."""
+        """Claim the folder (see the module docstring), resume, write ``config.json``;
+        let malloc keep freed memory for the next step (:func:`keep_freed_memory`).
+        """
         found = check_folder(self.config)
         if self.config.resume:
             self.resume()
@@ -385,6 +387,7 @@ class Run:
             self.message(f"--overwrite: deleted the earlier run's {', '.join(found)}")
         self.out.mkdir(parents=True, exist_ok=True)
         self._write_config()
+        keep_freed_memory()  # every step frees and allocates the same arrays again
         self._seconds_before = self.history["seconds"][-1] if self.history["seconds"] else 0.0
         self.progress = Progress(
             self.config.steps, self.step, self.progress.stream, self.config.log_every
