@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import tempfile
 import time
@@ -57,7 +58,7 @@ def main() -> None:
     calls: dict[str, int] = defaultdict(int)
     untimed_call = autograd.Function.__call__
     untimed_matmul = np.matmul
-    products: list[tuple] = []  # (a, b, dtype, seconds) of every matrix product
+    products: list[tuple] = []  # (a, b, seconds) of every matrix product, a and b described
 
     def timed_call(self, *inputs):
         start = time.perf_counter()
@@ -69,8 +70,9 @@ def main() -> None:
     def timed_matmul(a, b):
         start = time.perf_counter()
         out = untimed_matmul(a, b)
-        products.append((a, b, time.perf_counter() - start))
-        return out
+        seconds = time.perf_counter() - start
+        products.append((_operand(a), _operand(b), seconds))  # not the arrays: keeping them
+        return out  # would keep every step's memory, and slow the steps down
 
     images, _ = load_mnist_or_bundled(download=False)
     generator, discriminator = models.mnist_models("dcgan", 100, LOSSES[args.loss].critic)
@@ -113,22 +115,22 @@ def main() -> None:
         print_products(products[-per_step:], peak)
 
 
-def _layout(a) -> str:
-    """ "C" row-major, "T" transposed row-major (both free for BLAS), else "copy"."""
-    if a.flags.c_contiguous:
-        return "C"
-    return "T" if a.flags.f_contiguous else "copy"
+def _operand(a) -> tuple[tuple[int, ...], str, str]:
+    """Shape, layout ("C" row-major, "T" transposed row-major: both free for BLAS, else
+    "copy") and dtype of a matrix product's operand."""
+    layout = "C" if a.flags.c_contiguous else "T" if a.flags.f_contiguous else "copy"
+    return a.shape, layout, str(a.dtype)
 
 
 def print_products(products: list[tuple], peak: float) -> None:
     """One row per matrix product: shapes, layouts, dtype, milliseconds, GFLOP/s, share."""
     print("\n| # | a | b | dtype | ms | GFLOP/s | % of peak |")
     print("|---|---|---|---|---:|---:|---:|")
-    for i, (a, b, seconds) in enumerate(products):
-        flops = 2 * a.shape[-1] * (a.size // a.shape[-1]) * b.shape[-1]
+    for i, ((a_shape, a_layout, dtype), (b_shape, b_layout, _), seconds) in enumerate(products):
+        flops = 2 * math.prod(a_shape) * b_shape[-1]
         rate = flops / seconds / 1e9
         print(
-            f"| {i} | {a.shape} {_layout(a)} | {b.shape} {_layout(b)} | {a.dtype} | "
+            f"| {i} | {a_shape} {a_layout} | {b_shape} {b_layout} | {dtype} | "
             f"{1000 * seconds:.2f} | {rate:.0f} | {100 * rate / peak:.0f}% |"
         )
 
