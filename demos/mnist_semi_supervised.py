@@ -52,6 +52,7 @@ from tinygan.utils.cli import (
     require_positive,
     require_range,
 )
+from tinygan.utils.fileio import atomic_write, refuse_to_replace
 from tinygan.utils.images import save_grid
 from tinygan.utils.progress import Progress, format_seconds
 from tinygan.utils.streams import LABELLED, RandomStreams
@@ -82,6 +83,7 @@ class SemiSupervisedConfig:
         eval_every: steps between test accuracies.
         log_every: steps between progress lines when output is not a terminal.
         out: the output folder.
+        overwrite: replace the results of an earlier run in ``out`` (else refused).
     """
 
     dataset: str = "mnist"
@@ -101,6 +103,7 @@ class SemiSupervisedConfig:
     eval_every: int = 500
     log_every: int = 100
     out: str = "runs/mnist_semi_supervised"
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         require_choice("dataset", self.dataset, ("mnist", "fashion-mnist"))
@@ -178,6 +181,7 @@ def train(name: str, classifier, update, config, test_images, test_labels) -> di
 
 def main() -> None:
     config = parse_config(SemiSupervisedConfig)
+    refuse_to_replace(config.out, ("results.json", "samples.png"), config.overwrite)
     device = resolve_device(config.device)
     train_x, train_y, test_x, test_y, source = load_data(config)
     print(source)
@@ -227,7 +231,8 @@ def main() -> None:
         )
         baseline = f"{results['labelled_only']['accuracy']:.2%}"
 
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    with atomic_write(out / "results.json") as f:
+        f.write(json.dumps(results, indent=2).encode() + b"\n")
     seconds = sum(
         results[k]["seconds"] for k in ("semi_supervised", "labelled_only") if k in results
     )

@@ -45,7 +45,7 @@ from tinygan import data, models, optim
 from tinygan.metrics import WEIGHTS_PATH
 from tinygan.tensor import Tensor
 from tinygan.utils.cli import parse_config, require_positive, require_range
-from tinygan.utils.fileio import atomic_write
+from tinygan.utils.fileio import atomic_write, refuse_to_replace
 
 BUNDLED_IMAGES = 10_000  # the bundled MNIST test set: train_count train, the rest are held out
 
@@ -62,6 +62,7 @@ class ClassifierConfig:
         shift: largest random shift of a training image, in pixels (0: no augmentation).
         seed: seeds the weights, the batch order and the shifts.
         out: the folder to write mnist_lenet.npz and mnist_lenet.json to.
+        overwrite: replace the files of an earlier run in ``out`` (else refused).
         replace_shipped_weights: also copy both over tinygan/weights/ (which every quality
             score uses); refused unless the held-out accuracy is at least the shipped
             weights' recorded one, on the same held-out images.
@@ -74,6 +75,7 @@ class ClassifierConfig:
     shift: int = 2
     seed: int = 0
     out: str = "runs/mnist_classifier"
+    overwrite: bool = False
     replace_shipped_weights: bool = False
 
     def __post_init__(self) -> None:
@@ -151,6 +153,7 @@ def replace_shipped_weights(weights: Path) -> None:
 
 def main() -> None:
     config = parse_config(ClassifierConfig)
+    refuse_to_replace(config.out, ("mnist_lenet.npz", "mnist_lenet.json"), config.overwrite)
     to_beat = shipped_accuracy(config) if config.replace_shipped_weights else None
     started = time.perf_counter()
     images, labels = data.load_mnist("test", root=data.bundled_dataset_dir(), download=False)

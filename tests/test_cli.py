@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from tinygan.train import MnistConfig
 from tinygan.utils.cli import parse_config, require_range
+from tinygan.utils.fileio import refuse_to_replace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,3 +165,20 @@ def test_the_evaluation_demo_checks_its_flags(monkeypatch, capsys, argv, message
 def test_the_semi_supervised_demo_checks_its_flags(monkeypatch, capsys, argv, message, load_demo):
     demo = load_demo("mnist_semi_supervised")
     assert message in usage_error(demo.SemiSupervisedConfig, argv, capsys)
+
+
+@pytest.mark.parametrize(
+    "demo_name, earlier",
+    [("train_mnist_classifier", "mnist_lenet.json"), ("mnist_semi_supervised", "results.json")],
+)
+def test_demos_that_write_at_the_end_keep_an_earlier_runs_results(
+    tmp_path, monkeypatch, demo_name, earlier, load_demo
+):
+    demo = load_demo(demo_name)
+    (tmp_path / earlier).write_text("{}")
+    monkeypatch.setattr(sys, "argv", [demo_name, "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=f"{earlier}.*--overwrite") as stop:
+        demo.main()  # refused before any data is loaded or step taken
+    assert str(tmp_path.resolve()) in str(stop.value)
+    assert (tmp_path / earlier).read_text() == "{}"
+    refuse_to_replace(tmp_path, [earlier], overwrite=True)  # asked: nothing stops it

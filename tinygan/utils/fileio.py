@@ -30,7 +30,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -100,3 +100,19 @@ def _remove_stale_temps(path: Path) -> None:
         with contextlib.suppress(OSError):
             if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                 os.unlink(entry.path)
+
+
+def refuse_to_replace(
+    folder: str | os.PathLike[str], names: Iterable[str], overwrite: bool
+) -> None:
+    """Stop (SystemExit, naming them) when files ``names`` of an earlier run are in
+    ``folder`` and ``overwrite`` is False: a run never replaces another's results unasked.
+
+    For a program that writes its results only at the end, so it checks before it starts.
+    """
+    found = [name for name in names if (Path(folder) / name).exists()]
+    if found and not overwrite:
+        raise SystemExit(
+            f"{Path(folder).resolve()} already holds the results of an earlier run "
+            f"({', '.join(found)}). Use --overwrite to replace them, or another --out folder."
+        )
