@@ -28,9 +28,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import io
+import json
 import os
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,47 +89,130 @@ def train_for(settings: dict, seconds: float, images: np.ndarray, args) -> Run:
         run = train(generator, discriminator, loader, config, stream=io.StringIO())
 
 
-_DCGAN = dict(model="dcgan", loss="lsgan", steps=2000)
-RECIPES = {  # name -> MnistConfig settings; the first is demos/mnist_lsgan.py's default
-    "DCGAN-28, Adam 2e-4 for both (the demo's default)": _DCGAN,
-    "DCGAN-28, G 1e-3, D 2e-4": dict(_DCGAN, lr_g=1e-3),
-    "DCGAN-28, G 1e-3, D 2e-4, betas (0.5, 0.9)": dict(_DCGAN, lr_g=1e-3, beta2=0.9),
-    "DCGAN-28, G 1e-3, D 2e-4, EMA 0.995": dict(_DCGAN, lr_g=1e-3, ema=0.995),
-    "MLP, Adam 1e-3 for both, batch 128, 5,000 steps": dict(_MLP, loss="lsgan", steps=5000),
-    "MLP, batch 128, 5,000 steps, EMA 0.995": dict(_MLP, loss="lsgan", steps=5000, ema=0.995),
+@dataclass(frozen=True)
+class Recipe:
+    """One line of the sweep: MnistConfig settings, and the steps at which it is scored.
+
+    At each step of ``score_at`` the run's generator and (when ``ema`` is set) its EMA are
+    both scored: an EMA only watches the training, so one run measures the recipe with and
+    without it.
+    """
+
+    label: str
+    settings: dict
+    score_at: tuple[int, ...]
+
+
+_DCGAN = dict(model="dcgan", loss="lsgan")
+_FASTER_G = dict(lr_g=1e-3, lr_d=2e-4, ema=0.995)  # the main demo's recipe
+_MLP_EMA = dict(_MLP, ema=0.995)
+_WGAN = dict(model="dcgan", loss="wgan-gp", d_steps=5, lr_g=1e-4, lr_d=1e-4, beta2=0.9)
+RECIPES = {  # name (for --only) -> recipe
+    "dcgan-lsgan-2e-4": Recipe(
+        "DCGAN-28 LSGAN, Adam 2e-4 for both (mnist_lsgan.py in 0.1.0)", _DCGAN, (2000,)
+    ),
+    "dcgan-lsgan": Recipe(
+        "DCGAN-28 LSGAN, G 1e-3, D 2e-4 (mnist_lsgan.py)",
+        dict(_DCGAN, **_FASTER_G),
+        (1000, 1500, 2000),
+    ),
+    "dcgan-lsgan-b0.9": Recipe(
+        "DCGAN-28 LSGAN, G 1e-3, D 2e-4, betas (0.5, 0.9)",
+        dict(_DCGAN, **_FASTER_G, beta2=0.9),
+        (1000, 1500, 2000),
+    ),
+    "dcgan-gan-2e-4": Recipe(
+        "DCGAN-28 GAN, Adam 2e-4 for both (mnist_dcgan.py in 0.1.0)",
+        dict(_DCGAN, loss="gan"),
+        (2000,),
+    ),
+    "dcgan-gan": Recipe(
+        "DCGAN-28 GAN, G 1e-3, D 2e-4", dict(_DCGAN, loss="gan", **_FASTER_G), (1000, 2000)
+    ),
+    "mlp-gan": Recipe(
+        "MLP GAN, Adam 1e-3 for both, batch 128",
+        dict(_MLP_EMA, loss="gan"),
+        (2000, 5000, 8000, 10000),
+    ),
+    "mlp-lsgan": Recipe(
+        "MLP LSGAN, Adam 1e-3 for both, batch 128",
+        dict(_MLP_EMA, loss="lsgan"),
+        (2000, 5000, 8000, 10000),
+    ),
+    "wgan-gp": Recipe(
+        "DCGAN-28 WGAN-GP, k = 5, Adam 1e-4 (0.5, 0.9) (mnist_wgan_gp.py in 0.1.0)",
+        dict(_WGAN, ema=0.995),
+        (500, 1000),
+    ),
+    "wgan-gp-g5e-4": Recipe(
+        "DCGAN-28 WGAN-GP, k = 5, G 5e-4, D 1e-4 (0.5, 0.9)",
+        dict(_WGAN, lr_g=5e-4, ema=0.995),
+        (500, 1000),
+    ),
 }
 
 
 def sweep(args: argparse.Namespace, images: np.ndarray) -> None:
-    """Train every recipe in ``args.only`` from every seed; print a table of the scores."""
-    print("| recipe | steps | s/step | FD ↓ | IS ↑ | classes ↑ | class KL ↓ | speckle ↓ |")
-    print("|---|---:|---:|---|---|---|---|---|")
+    """Train every recipe in ``args.only`` from every seed in ``args.seeds``, scoring G and
+    its EMA at the recipe's steps; each run's scores go to ``<out>/<recipe>-seed<k>/
+    scores.json`` (``--report`` gathers them into a table).
+
+    The run goes from one scoring step to the next by resuming its checkpoint, which is
+    exact: the scores at step 2,000 of a 10,000-step run are those of a 2,000-step run.
+    """
     for name in args.only:
-        settings, runs = dict(RECIPES[name]), []
-        settings["steps"] = args.steps or settings["steps"]
+        recipe = RECIPES[name]
         for seed in args.seeds:
-            out = Path(args.out) / f"sweep-{list(RECIPES).index(name)}-seed{seed}"
-            config = MnistConfig(
-                **settings, seed=seed, device="cpu", out=str(out), sample_every=500,
-                checkpoint_every=10**9, overwrite=True,
-            )  # fmt: skip
-            critic = LOSSES[config.loss].critic
-            G, D = models.mnist_models(config.model, config.z_dim, critic, config.seed)
-            loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
-            run = train(G, D, loader, config, stream=io.StringIO())
-            z = run.streams.evaluation_noise(args.samples, config.z_dim)
-            scores = metrics.score(generate_many(run.sampler, z))
-            per_step = run.history["seconds"][-1] / run.step
-            print(f"  {name}, seed {seed}: {scores.summary()}, {per_step:.3f} s/step",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            runs.append((scores.as_dict(), per_step))
-        cells = [_spread([r[0][key] for r in runs], digits)
+            out = Path(args.out) / f"{name}-seed{seed}"
+            records = []
+            for at in recipe.score_at:
+                config = MnistConfig(
+                    **recipe.settings, steps=at, seed=seed, device="cpu", out=str(out),
+                    sample_every=500, checkpoint_every=10**9, resume=bool(records),
+                    overwrite=not records,  # a sweep replaces the same recipe's earlier run
+                )  # fmt: skip
+                critic = LOSSES[config.loss].critic
+                G, D = models.mnist_models(config.model, config.z_dim, critic, config.seed)
+                loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
+                run = train(G, D, loader, config, stream=io.StringIO())
+                z = run.streams.evaluation_noise(args.samples, config.z_dim)
+                samplers = {"G": run.generator} | ({"EMA": run.sampler} if config.ema else {})
+                for weights, sampler in samplers.items():
+                    scores = metrics.score(generate_many(sampler, z))
+                    seconds = run.history["seconds"][-1]
+                    records.append(
+                        dict(recipe=name, seed=seed, step=at, weights=weights,
+                             seconds=seconds, **scores.as_dict())
+                    )  # fmt: skip
+                    print(f"  {name}, seed {seed}, step {at}, {weights}: {scores.summary()}, "
+                          f"{seconds / at:.3f} s/step", file=sys.stderr, flush=True)  # fmt: skip
+            (out / "scores.json").write_text(json.dumps(records, indent=1))
+    report(args)
+
+
+def report(args: argparse.Namespace) -> None:
+    """The table of every ``scores.json`` under ``args.out``: one row per recipe, step and
+    weights, each score as mean ± sd (min-max) over the seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for path in sorted(Path(args.out).glob("*/scores.json")):
+        for r in json.loads(path.read_text()):
+            groups.setdefault((r["recipe"], r["step"], r["weights"]), []).append(r)
+    print("| recipe | step | weights | seeds | s/step | FD ↓ | IS ↑ | classes ↑ | class KL ↓ "
+          "| speckle ↓ |")  # fmt: skip
+    print("|---|---:|---|---|---:|---|---|---|---|---|")
+    order = list(RECIPES)
+    for (name, step, weights), runs in sorted(
+        groups.items(), key=lambda g: (order.index(g[0][0]), g[0][1:])
+    ):
+        cells = [_spread([r[key] for r in runs], digits)
                  for key, digits in (("fd", 0), ("inception_score", 2), ("classes", 1),
                                      ("class_kl", 3), ("speckle", 2))]  # fmt: skip
-        seconds = np.mean([r[1] for r in runs])
-        print(f"| {name} | {settings['steps']:,} | {seconds:.3f} | " + " | ".join(cells) + " |")
+        seeds = ",".join(str(r["seed"]) for r in runs)
+        per_step = np.mean([r["seconds"] / r["step"] for r in runs])
+        print(f"| {RECIPES[name].label} | {step:,} | {weights} | {seeds} | {per_step:.3f} | "
+              + " | ".join(cells) + " |")  # fmt: skip
     floor = metrics.real_floor()
-    print(f"| real digits (floor) | | | {floor.fd:.0f} | {floor.inception_score:.2f} | "
+    print(f"| real digits (floor) | | | | | {floor.fd:.0f} | {floor.inception_score:.2f} | "
           f"{floor.classes} | {floor.class_kl:.3f} | {floor.speckle:.2f} |")  # fmt: skip
 
 
@@ -143,22 +228,29 @@ def _spread(values: list[float], digits: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=4.0, help="training time per model")
-    parser.add_argument("--samples", type=int, default=5000, help="generated images scored")
+    parser.add_argument(
+        "--samples", type=int, help="generated images scored (5,000; the sweep: 2,000, as "
+        "the demos' --eval-every)"
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probe-steps", type=int, default=20, help="steps that time a step")
     parser.add_argument("--only", nargs="*", help="configurations (or recipes); default all")
     parser.add_argument("--out", default="runs/quality", help="folder of the runs")
     parser.add_argument("--sweep", action="store_true", help="the recipe sweep over --seeds")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sweep seeds")
-    parser.add_argument("--steps", type=int, help="sweep: train every recipe this many steps")
+    parser.add_argument("--report", action="store_true", help="the sweep's table of --out")
     args = parser.parse_args()
     table = RECIPES if args.sweep else CONFIGS
     args.only = args.only or list(table)
+    args.samples = args.samples or (2000 if args.sweep else 5000)
     unknown = [name for name in args.only if name not in table]
     if unknown:
         parser.error(f"unknown --only {unknown}; choose from {list(table)}")
     if args.probe_steps < 2:
         parser.error("--probe-steps must be at least 2: the first step is not timed")
+    if args.report:
+        report(args)
+        return
 
     images, _ = data.load_mnist_or_bundled(download=False, log=print)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
