@@ -149,6 +149,11 @@ RECIPES = {  # name (for --only) -> recipe
         dict(_WGAN, lr_g=5e-4, ema=0.995),
         (500, 1000),
     ),
+    "wgan-gp-g1e-3": Recipe(
+        "DCGAN-28 WGAN-GP, k = 5, G 1e-3, D 1e-4 (0.5, 0.9)",
+        dict(_WGAN, lr_g=1e-3, ema=0.995),
+        (500, 1000),
+    ),
 }
 
 
