@@ -26,8 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygan.backend import keep_freed_memory
-
 # The protocol's defaults: blocks of 4 calls, the first untimed, 30 timed calls each.
 BLOCK = 4
 TIMED = 30
@@ -171,11 +169,8 @@ def _no_op() -> None:
 def print_environment(device: str, torch=False) -> float:
     """Print what ran (machine, GPU, threads, OpenBLAS kernel, PyTorch unless ``torch`` is
     False) and the NumPy float32 matrix-product peak measured now; return that peak in
-    GFLOP/s. Lets malloc keep freed memory, as tinygan's training runs do (for every
-    library in the process alike)."""
+    GFLOP/s."""
     print(f"machine: {machine()}")
-    kept = keep_freed_memory()
-    print(f"malloc keeps freed memory (tinygan.backend.keep_freed_memory): {kept}")
     if device == "cuda":
         import cupy
 

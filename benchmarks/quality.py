@@ -2,13 +2,14 @@
 a sweep of the main demo's recipe over seeds.
 
     OPENBLAS_NUM_THREADS=1 taskset -c 1 python benchmarks/quality.py --minutes 4
-    OPENBLAS_NUM_THREADS=1 python benchmarks/quality.py --sweep --seeds 0 1 2
+    OPENBLAS_NUM_THREADS=1 python benchmarks/quality.py --sweep --only mlp-gan --seeds 0 1 2
+    python benchmarks/quality.py --sweep --report
 
-``--sweep`` trains each recipe of :data:`RECIPES` (LSGAN, the main demo's loss, one change
-at a time) for a fixed number of steps from each seed, and prints the mean, the standard
-deviation and the range over the seeds of every score, with the seconds per step of the
-machine it ran on. Steps, not minutes: the scores then do not depend on the machine or on
-what else it is doing, and the time budget of a demo is the steps times its step time.
+``--sweep`` trains each recipe of :data:`RECIPES` from each seed and scores its generator,
+and the EMA of its weights when the recipe keeps one, at the recipe's steps; each run's
+scores go to ``scores.json`` in its folder, and ``--report`` prints the table of every run
+in ``--out`` (mean, standard deviation and range over the seeds). Steps, not minutes: the
+scores then do not depend on the machine or on what else it is doing.
 
 Each configuration below (the settings of demos/mnist_*.py) trains from the same seed with
 :func:`tinygan.train.train`, the loop the demos run, for ``--minutes`` of wall-clock time
@@ -46,13 +47,14 @@ from tinygan.train import MnistConfig, train
 from tinygan.utils.run import Run
 
 _MLP = dict(model="mlp", z_dim=96, batch_size=128, lr_g=1e-3, lr_d=1e-3)  # demos/mnist_gan.py
+_FASTER_G = dict(lr_g=1e-3, lr_d=2e-4, ema=0.995)  # the DCGAN-28 demos' recipe
 CONFIGS = {  # name -> (MnistConfig settings, the demo command it stands for)
-    "MLP GAN": (dict(_MLP, loss="gan"), "mnist_gan.py"),
-    "MLP LSGAN": (dict(_MLP, loss="lsgan"), "mnist_gan.py --loss lsgan"),
-    "DCGAN-28 GAN": (dict(model="dcgan", loss="gan"), "mnist_dcgan.py"),
-    "DCGAN-28 LSGAN": (dict(model="dcgan", loss="lsgan"), "mnist_lsgan.py"),
+    "MLP GAN": (dict(_MLP, loss="gan", ema=0.995), "mnist_gan.py"),
+    "MLP LSGAN": (dict(_MLP, loss="lsgan", ema=0.995), "mnist_gan.py --loss lsgan"),
+    "DCGAN-28 GAN": (dict(model="dcgan", loss="gan", **_FASTER_G), "mnist_dcgan.py"),
+    "DCGAN-28 LSGAN": (dict(model="dcgan", loss="lsgan", **_FASTER_G, beta2=0.9), "mnist_lsgan.py"),
     "DCGAN-28 WGAN-GP": (
-        dict(model="dcgan", loss="wgan-gp", d_steps=5, lr_g=1e-4, lr_d=1e-4, beta2=0.9),
+        dict(model="dcgan", loss="wgan-gp", d_steps=5, lr_g=5e-4, lr_d=1e-4, beta2=0.9),
         "mnist_wgan_gp.py",
     ),
 }
@@ -104,7 +106,6 @@ class Recipe:
 
 
 _DCGAN = dict(model="dcgan", loss="lsgan")
-_FASTER_G = dict(lr_g=1e-3, lr_d=2e-4, ema=0.995)  # the main demo's recipe
 _MLP_EMA = dict(_MLP, ema=0.995)
 _WGAN = dict(model="dcgan", loss="wgan-gp", d_steps=5, lr_g=1e-4, lr_d=1e-4, beta2=0.9)
 RECIPES = {  # name (for --only) -> recipe
@@ -112,12 +113,12 @@ RECIPES = {  # name (for --only) -> recipe
         "DCGAN-28 LSGAN, Adam 2e-4 for both (mnist_lsgan.py in 0.1.0)", _DCGAN, (2000,)
     ),
     "dcgan-lsgan": Recipe(
-        "DCGAN-28 LSGAN, G 1e-3, D 2e-4 (mnist_lsgan.py)",
+        "DCGAN-28 LSGAN, G 1e-3, D 2e-4 (mnist_lsgan.py in 0.2.0)",
         dict(_DCGAN, **_FASTER_G),
         (1000, 1500, 2000),
     ),
     "dcgan-lsgan-b0.9": Recipe(
-        "DCGAN-28 LSGAN, G 1e-3, D 2e-4, betas (0.5, 0.9)",
+        "DCGAN-28 LSGAN, G 1e-3, D 2e-4, betas (0.5, 0.9) (mnist_lsgan.py, 1,500 steps)",
         dict(_DCGAN, **_FASTER_G, beta2=0.9),
         (1000, 1500, 2000),
     ),
@@ -127,7 +128,9 @@ RECIPES = {  # name (for --only) -> recipe
         (2000,),
     ),
     "dcgan-gan": Recipe(
-        "DCGAN-28 GAN, G 1e-3, D 2e-4", dict(_DCGAN, loss="gan", **_FASTER_G), (1000, 2000)
+        "DCGAN-28 GAN, G 1e-3, D 2e-4 (mnist_dcgan.py)",
+        dict(_DCGAN, loss="gan", **_FASTER_G),
+        (1000, 2000),
     ),
     "mlp-gan": Recipe(
         "MLP GAN, Adam 1e-3 for both, batch 128",
@@ -145,7 +148,7 @@ RECIPES = {  # name (for --only) -> recipe
         (500, 1000),
     ),
     "wgan-gp-g5e-4": Recipe(
-        "DCGAN-28 WGAN-GP, k = 5, G 5e-4, D 1e-4 (0.5, 0.9)",
+        "DCGAN-28 WGAN-GP, k = 5, G 5e-4, D 1e-4 (0.5, 0.9) (mnist_wgan_gp.py)",
         dict(_WGAN, lr_g=5e-4, ema=0.995),
         (500, 1000),
     ),

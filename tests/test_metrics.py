@@ -281,7 +281,16 @@ def test_replacing_the_shipped_weights_takes_the_flag_and_a_better_accuracy(
     shipped = copy_weights(tmp_path / "shipped", train_indices=[0, 64], held_out_indices=[64, 200])
     monkeypatch.setattr(demo, "WEIGHTS_PATH", shipped)
     before = shipped.read_bytes(), shipped.with_suffix(".json").read_bytes()
-    argv = ["x", "--epochs", "1", "--train-count", "64", "--out", str(tmp_path / "run")]
+    argv = [
+        "x",
+        "--epochs",
+        "1",
+        "--train-count",
+        "64",
+        "--out",
+        str(tmp_path / "run"),
+        "--overwrite",
+    ]
 
     def train(*flags: str) -> None:
         monkeypatch.setattr(sys, "argv", argv + list(flags))

@@ -26,7 +26,7 @@ from tinygan.backend import cuda_available
 from tinygan.checkpoint import load, load_checkpoint, save, save_checkpoint
 from tinygan.gradcheck import gradcheck, gradgradcheck
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Function",
