@@ -44,6 +44,7 @@ from benchmarks.common import machine
 from tinygan import data, metrics, models
 from tinygan.gan import LOSSES, generate_many
 from tinygan.train import MnistConfig, train
+from tinygan.utils.fileio import atomic_write
 from tinygan.utils.run import Run
 
 _MLP = dict(model="mlp", z_dim=96, batch_size=128, lr_g=1e-3, lr_d=1e-3)  # demos/mnist_gan.py
@@ -58,6 +59,15 @@ CONFIGS = {  # name -> (MnistConfig settings, the demo command it stands for)
         "mnist_wgan_gp.py",
     ),
 }
+
+
+def train_config(config: MnistConfig, images: np.ndarray) -> Run:
+    """Train fresh networks of ``config`` (seeded by it) on ``images``; with ``resume``,
+    they continue from the checkpoint in ``config.out``, exactly."""
+    critic = LOSSES[config.loss].critic
+    generator, discriminator = models.mnist_models(config.model, config.z_dim, critic, config.seed)
+    loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
+    return train(generator, discriminator, loader, config, stream=io.StringIO())
 
 
 def train_for(settings: dict, seconds: float, images: np.ndarray, args) -> Run:
@@ -76,10 +86,7 @@ def train_for(settings: dict, seconds: float, images: np.ndarray, args) -> Run:
         sample_every=10**9, checkpoint_every=10**9,  # only at the end of each train()
         overwrite=True,  # a benchmark run replaces the previous benchmark's folder
     )  # fmt: skip
-    critic = LOSSES[config.loss].critic
-    generator, discriminator = models.mnist_models(config.model, config.z_dim, critic, config.seed)
-    loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
-    run = train(generator, discriminator, loader, config, stream=io.StringIO())  # the probe
+    run = train_config(config, images)  # the probe
     while True:  # the probe's first step (allocations) is left out of the rate
         times = run.history["seconds"]
         per_step = (times[-1] - times[0]) / (len(times) - 1)
@@ -88,7 +95,7 @@ def train_for(settings: dict, seconds: float, images: np.ndarray, args) -> Run:
             return run
         config.steps = run.step + max(1, round(min(left, 30.0) / per_step))
         config.resume, config.overwrite = True, False
-        run = train(generator, discriminator, loader, config, stream=io.StringIO())
+        run = train_config(config, images)
 
 
 @dataclass(frozen=True)
@@ -179,22 +186,20 @@ def sweep(args: argparse.Namespace, images: np.ndarray) -> None:
                     sample_every=500, checkpoint_every=10**9, resume=bool(records),
                     overwrite=not records,  # a sweep replaces the same recipe's earlier run
                 )  # fmt: skip
-                critic = LOSSES[config.loss].critic
-                G, D = models.mnist_models(config.model, config.z_dim, critic, config.seed)
-                loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
-                run = train(G, D, loader, config, stream=io.StringIO())
+                run = train_config(config, images)
                 z = run.streams.evaluation_noise(args.samples, config.z_dim)
                 samplers = {"G": run.generator} | ({"EMA": run.sampler} if config.ema else {})
+                seconds = run.history["seconds"][-1]
                 for weights, sampler in samplers.items():
                     scores = metrics.score(generate_many(sampler, z))
-                    seconds = run.history["seconds"][-1]
                     records.append(
                         dict(recipe=name, seed=seed, step=at, weights=weights,
                              seconds=seconds, **scores.as_dict())
                     )  # fmt: skip
                     print(f"  {name}, seed {seed}, step {at}, {weights}: {scores.summary()}, "
                           f"{seconds / at:.3f} s/step", file=sys.stderr, flush=True)  # fmt: skip
-            (out / "scores.json").write_text(json.dumps(records, indent=1))
+            with atomic_write(out / "scores.json") as f:
+                f.write(json.dumps(records, indent=1).encode())
     report(args)
 
 
@@ -279,7 +284,7 @@ def main() -> None:
         z = np.random.default_rng([args.seed, 99]).standard_normal(
             (args.samples, run.config.z_dim), dtype=np.float32
         )
-        scores = metrics.score(generate_many(run.generator, z))
+        scores = metrics.score(generate_many(run.sampler, z))  # what the demo draws with
         print(f"{name}: {run.step} steps in {wall:.0f} s; {scores.summary()}", flush=True)
         rows.append((f"{name} (`{demo}`)", run.step, wall, scores))
     floor = metrics.real_floor()

@@ -126,7 +126,7 @@ def keep_freed_memory(limit: int = 1 << 30) -> bool:
     pages from the kernel and gives them back when it is freed, so every step pays again
     for mapping and zeroing them (page faults). With arrays below ``limit`` bytes taken
     from the heap and the heap never trimmed, freed blocks are reused: a DCGAN-28 step
-    measured about 8% faster (BENCHMARKS.md). The cost: the process keeps its peak
+    measured about 11% faster (BENCHMARKS.md). The cost: the process keeps its peak
     memory until it ends. Training runs call this (tinygan.utils.run.Run); PyTorch users
     get the same effect from a caching allocator or jemalloc.
 
