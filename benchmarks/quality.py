@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from benchmarks.common import machine
 from tinygan import data, metrics, models
 from tinygan.gan import LOSSES, generate_many
+from tinygan.tensor import Tensor
 from tinygan.train import MnistConfig, train
 from tinygan.utils.fileio import atomic_write
 from tinygan.utils.run import Run
@@ -59,6 +60,14 @@ CONFIGS = {  # name -> (MnistConfig settings, the demo command it stands for)
         "mnist_wgan_gp.py",
     ),
 }
+
+
+def ema_sampler(run):
+    """What the run draws with: its EMA of G, BatchNorm re-measured as the loop does, or G."""
+    if run.ema is None:
+        return run.generator
+    run.ema.recompute_batchnorm(Tensor(b) for b in run.streams.batchnorm_noise(run.config.z_dim))
+    return run.ema.model
 
 
 def train_config(config: MnistConfig, images: np.ndarray) -> Run:
@@ -188,7 +197,7 @@ def sweep(args: argparse.Namespace, images: np.ndarray) -> None:
                 )  # fmt: skip
                 run = train_config(config, images)
                 z = run.streams.evaluation_noise(args.samples, config.z_dim)
-                samplers = {"G": run.generator} | ({"EMA": run.sampler} if config.ema else {})
+                samplers = {"G": run.generator} | ({"EMA": ema_sampler(run)} if config.ema else {})
                 seconds = run.history["seconds"][-1]
                 for weights, sampler in samplers.items():
                     scores = metrics.score(generate_many(sampler, z))
@@ -284,7 +293,7 @@ def main() -> None:
         z = np.random.default_rng([args.seed, 99]).standard_normal(
             (args.samples, run.config.z_dim), dtype=np.float32
         )
-        scores = metrics.score(generate_many(run.sampler, z))  # what the demo draws with
+        scores = metrics.score(generate_many(ema_sampler(run), z))  # what the demo draws with
         print(f"{name}: {run.step} steps in {wall:.0f} s; {scores.summary()}", flush=True)
         rows.append((f"{name} (`{demo}`)", run.step, wall, scores))
     floor = metrics.real_floor()

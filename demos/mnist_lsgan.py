@@ -1,43 +1,39 @@
 """LSGAN on MNIST: the whole training algorithm, top to bottom, in one file.
 
-    python demos/mnist_lsgan.py                # digits in a few minutes on a laptop CPU
+    python demos/mnist_lsgan.py                # digits in about 4 minutes on a 2-core CPU
     python demos/mnist_lsgan.py --help         # every setting
     python demos/mnist_lsgan.py --resume       # continue an interrupted run exactly
     python demos/mnist_lsgan.py --overwrite    # delete the earlier run and start again
     python demos/mnist_lsgan.py --sample       # grid + interpolation from the checkpoint
+    python demos/mnist_lsgan.py --reference    # only the plain compositions the tour teaches
 
 A least-squares GAN (Mao et al., 2017): the discriminator D regresses real images to 1 and
 fakes to 0, the generator G pulls the scores of its fakes to 1:
 
     L_D = 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]        L_G = 1/2 E[(D(G(z)) - 1)^2]
 
-The loop below is Goodfellow et al.'s Algorithm 1 with one discriminator step (k = 1):
+The loop below is Goodfellow et al.'s Algorithm 1 with one discriminator step (k = 1);
+every change of state the algorithm makes is a line of it:
 
     for step in 1..steps:
         x ~ data (a batch of real digits),  z ~ N(0, I) (as many noise vectors)
-        D <- D - lr grad_D L_D(D(x), D(G(z)))        gan.d_step, Adam
-        G <- G - lr grad_G L_G(D(G(z)))              gan.g_step, Adam
-
-The two updates live in tinygan/gan.py, written once for every loop in tinygan; each is
-three lines:
-
-    d_step:  real_scores, fake_scores = D(x), D(G(z))
-             loss = L_D(real_scores, fake_scores)
-             opt_d.minimize(loss)      # .grad = dL_D/dθ_D for D's parameters, then Adam
-    g_step:  loss = L_G(D(G(z)))
-             opt_g.minimize(loss)      # only G's parameters move
+        D <- D - lr grad_D L_D(D(x), D(G(z)))          Adam on D's parameters
+        G <- G - lr grad_G L_G(D(G(z)))                Adam on G's parameters
+        G_ema <- decay G_ema + (1 - decay) G           the average that draws the samples
 
 The recipe: G learns five times faster than D (Adam 1e-3 against 2e-4), Adam's beta2 is
 0.9, and the grids and scores are drawn by an exponential moving average of G's weights
-(--ema 0.995, kept by the run; tinygan/ema.py). Over three seeds that reaches in 1,500
-steps a Fréchet distance of 177 +- 11, where 0.1.0's recipe (2e-4 for both, beta2 0.999,
-no EMA) scored 356 after 2,000 (benchmarks/quality.py --sweep, BENCHMARKS.md).
+(tinygan/ema.py). Over three seeds that reaches in 1,500 steps a Fréchet distance of
+177 +- 10, where 0.1.0's recipe (2e-4 for both, beta2 0.999, no EMA) scored 356 after
+2,000 (benchmarks/quality.py --sweep, BENCHMARKS.md).
 
 To train another GAN, change the two loss functions in the loop: losses.gan_d_loss and
-losses.gan_g_loss give the original (non-saturating) GAN (pass logits=True to summary()
-to log D's outputs as probabilities). tinygan/train.py is the same loop with k
-discriminator steps and WGAN-GP's gradient penalty, for the other demos.
-Samples, loss curves and checkpoints go to runs/mnist_lsgan/.
+losses.gan_g_loss give the original (non-saturating) GAN. tinygan/train.py is the same
+loop with k discriminator steps and WGAN-GP's gradient penalty, for the other demos; a
+test holds the two loops to the same checkpoints. Optimisations that replace the plain
+compositions (fused convolutions, BatchNorm, Adam without temporaries) live in
+tinygan/fast/; --reference turns them off. Samples, loss curves and checkpoints go to
+runs/mnist_lsgan/.
 """
 
 import sys
@@ -46,67 +42,109 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from tinygan import data, losses, models
+from tinygan import data, losses, models, use_fast_paths
 from tinygan.backend import resolve_device
-from tinygan.gan import d_step, g_step
+from tinygan.ema import EMA
+from tinygan.fast.memory import keep_freed_memory
 from tinygan.optim import Adam
 from tinygan.tensor import Tensor
-from tinygan.train import MnistSettings, require_update_settings
-from tinygan.utils.cli import parse_config
-from tinygan.utils.run import Run, RunConfig, sample_from_checkpoint
+from tinygan.utils.cli import parse_config, usage_errors
+from tinygan.utils.run import Run, sample_from_checkpoint
 from tinygan.utils.streams import RandomStreams
 
 
 @dataclass
-class Config(MnistSettings, RunConfig):
+class Config:
     """Train an LSGAN on MNIST digits (or Fashion-MNIST) and write samples, losses, checkpoints.
 
     Attributes:
+        steps: discriminator and generator updates in the whole run.
         batch_size: real and fake images per update.
-        lr_g, lr_d: Adam's learning rates for G and D (G faster: see the module docstring).
-        beta1, beta2: Adam's betas.
+        lr_g: Adam's learning rate for G (five times D's: see the module docstring).
+        lr_d: Adam's learning rate for D.
+        beta1: Adam's decay of the gradients' running mean.
+        beta2: Adam's decay of the squared gradients' running mean.
+        ema: decay of the moving average of G's weights that draws the grids and scores
+            (0.995: about the last 200 steps); 0: G itself draws them.
+        z_dim: size of the noise vector z.
+        model: "dcgan" (DCGAN-28, convolutional) or "mlp" (the classic fully connected GAN).
+        dataset: "mnist" or "fashion-mnist".
+        data_root: the folder with the IDX files (then the only one looked at).
+        download: fetch missing files from the dataset's mirrors.
+        seed: seeds the weights, the noise and the order of the batches.
+        device: "auto" (the GPU when there is one), "cpu" or "cuda".
+        out: the run's output folder; a new run refuses one that holds a run already.
+        sample_every: steps between sample grids (and at the last step); 0: none.
+        checkpoint_every: steps between checkpoints (and at the last step); 0: none.
+        log_every: steps between log lines when the output is not a terminal.
+        eval_every: steps between scores of 2,000 samples (tinygan.metrics: Fréchet
+            distance, inception-style score, class coverage; MNIST only); 0: never.
+        resume: continue from out/checkpoint.npz (from step 0 when there is none yet).
+        overwrite: delete the run in out (only the files a run writes) and start again.
+        sample: only load out/checkpoint.npz and write a sample grid and an interpolation.
+        reference: run only the plain compositions the tour teaches (no tinygan/fast/).
     """
 
+    steps: int = 1500
     batch_size: int = 64
     lr_g: float = 1e-3
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.9
     ema: float = 0.995
-    steps: int = 1500
+    z_dim: int = 100
+    model: str = "dcgan"
+    dataset: str = "mnist"
+    data_root: str = ""
+    download: bool = True
+    seed: int = 0
+    device: str = "auto"
     out: str = "runs/mnist_lsgan"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()  # the checks of MnistSettings and RunConfig
-        require_update_settings(self)  # batch_size >= 1, lr_g, lr_d > 0, betas in [0, 1)
+    sample_every: int = 250
+    checkpoint_every: int = 500
+    log_every: int = 50
+    eval_every: int = 0
+    resume: bool = False
+    overwrite: bool = False
+    sample: bool = False
+    reference: bool = False
 
 
 def main() -> None:
     config = parse_config(Config)
-    device = resolve_device(config.device)
+    use_fast_paths(not config.reference)  # --reference: the tour's compositions only
+    with usage_errors():  # a setting that a constructor below refuses: one line, exit 2
+        device = resolve_device(config.device)
+        # The networks, initialised from the seed: G maps z (N, z_dim) to digits
+        # (N, 1, 28, 28) in [-1, 1]; D maps digits to one score each (N, 1).
+        G, D = models.mnist_models(config.model, config.z_dim, seed=config.seed)
+        G, D = G.to(device), D.to(device)
+        if config.sample:
+            checkpoint = Path(config.out) / "checkpoint.npz"
+            sample_from_checkpoint(G, checkpoint, config.out, config.z_dim, config.seed, log=print)
+            return
+        betas = (config.beta1, config.beta2)
+        opt_g = Adam(G.parameters(), lr=config.lr_g, betas=betas)
+        opt_d = Adam(D.parameters(), lr=config.lr_d, betas=betas)
+        # Every random number of the run is a pure function of (seed, stream, step).
+        streams = RandomStreams(config.seed)
+        # The moving average of G's weights, in a copy of G that only draws samples. Its
+        # BatchNorm layers need statistics measured under the averaged weights: on 8
+        # batches of fixed noise, before it draws (tinygan/ema.py says why).
+        ema = EMA(G, config.ema) if config.ema else None
+        sampler = G if ema is None else ema.model
+        batchnorm_noise = [Tensor(b).to(device) for b in streams.batchnorm_noise(config.z_dim)]
+        # The run keeps the records: progress line, grids, losses.csv/png, checkpoints,
+        # --resume (which loads the checkpoint into G, D, the optimizers and the EMA).
+        # Ctrl-C lets the current step finish and saves it.
+        run = Run(config, G, D, opt_g, opt_d, ema, streams, stream=sys.stdout)
+        # The data: uint8 digits (N, 28, 28); batch s is a pure function of (seed, s).
+        root = config.data_root or None
+        images = data.load_training_images(config.dataset, root, config.download, log=print)
+        loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
+    if not config.reference:
+        keep_freed_memory()  # a process setting: malloc keeps freed memory (tinygan/fast/)
 
-    # The networks, initialised from the seed: G maps z (N, z_dim) to digits (N, 1, 28, 28)
-    # in [-1, 1]; D maps digits to one score each (N, 1).
-    G, D = models.mnist_models(config.model, config.z_dim, seed=config.seed)
-    G, D = G.to(device), D.to(device)
-    if config.sample:
-        checkpoint = Path(config.out) / "checkpoint.npz"
-        sample_from_checkpoint(G, checkpoint, config.out, config.z_dim, config.seed, log=print)
-        return
-
-    # The data: uint8 digits (N, 28, 28); batch s is a pure function of (seed, s).
-    root = config.data_root or None
-    images = data.load_training_images(config.dataset, root, config.download, log=print)
-    loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
-    streams = RandomStreams(config.seed)  # the noise z of step s: a pure function of (seed, s)
-
-    betas = (config.beta1, config.beta2)
-    opt_g = Adam(G.parameters(), lr=config.lr_g, betas=betas)
-    opt_d = Adam(D.parameters(), lr=config.lr_d, betas=betas)
-
-    # The run keeps the records: progress line, grids, losses.csv/png, checkpoints, and
-    # --resume. Ctrl-C lets the current step finish and saves it.
-    run = Run(config, G, D, opt_g, opt_d, stream=sys.stdout)
     n = config.batch_size
     for step in run.steps():
         real = Tensor(loader.batch(step)).to(device)  # (n, 1, 28, 28) real digits
@@ -114,17 +152,28 @@ def main() -> None:
         fake = G(z)  # (n, 1, 28, 28)
 
         # Discriminator: D(x) -> 1, D(G(z)) -> 0. fake.detach(): this update leaves G alone.
-        d_update = d_step(D, opt_d, losses.lsgan_d_loss, real, fake.detach())
-        # Generator: D(G(z)) -> 1, through D (whose weights stay as they are) into G.
-        g_loss = g_step(D, opt_g, losses.lsgan_g_loss, fake)
+        real_scores, fake_scores = D(real), D(fake.detach())  # (n, 1) each
+        d_loss = losses.lsgan_d_loss(real_scores, fake_scores)
+        opt_d.minimize(d_loss)  # .grad = dL_D/dθ_D for D's parameters, then one Adam step
+        # Generator: D(G(z)) -> 1, through D into G. Only G's parameters move (D's running
+        # BatchNorm statistics do see the fakes, in training mode, as in PyTorch).
+        g_loss = losses.lsgan_g_loss(D(fake))
+        opt_g.minimize(g_loss)
+        if ema is not None:
+            ema.update()  # θ_ema <- decay θ_ema + (1 - decay) θ_G
 
-        run.log(step, g_loss=g_loss.item(), **d_update.summary())  # first: it ends the step
+        run.log(step, d_loss=d_loss.item(), g_loss=g_loss.item(),
+                d_real=real_scores.data.mean(), d_fake=fake_scores.data.mean())  # fmt: skip
         if run.due(step, config.sample_every):
-            run.save_samples(step)  # samples/step_XXXXXX.png, from a fixed z
+            if ema is not None:  # BatchNorm's statistics, measured under the averaged weights
+                ema.recompute_batchnorm(batchnorm_noise)
+            run.save_samples(step, sampler)  # samples/step_XXXXXX.png, from a fixed z
         if run.due(step, config.checkpoint_every):
             run.save_checkpoint()  # checkpoint.npz, losses.csv, losses.png
         if run.due(step, config.eval_every):
-            run.evaluate(step)  # metrics.csv: Fréchet distance, IS, class coverage
+            if ema is not None:
+                ema.recompute_batchnorm(batchnorm_noise)
+            run.evaluate(step, sampler)  # metrics.csv: Fréchet distance, IS, class coverage
 
 
 if __name__ == "__main__":

@@ -75,8 +75,10 @@ class SemiSupervisedConfig:
         batch_size: labelled, unlabelled and generated images in each step.
         lr: Adam's learning rate (betas 0.5 and 0.999), for every network.
         z_dim: size of the generator's noise.
-        input_noise, hidden_noise: standard deviations of the classifier's Gaussian noise
-            on its input and on its hidden layers (training only).
+        input_noise: standard deviation of the Gaussian noise added to the classifier's
+            input (training only).
+        hidden_noise: standard deviation of the Gaussian noise added after each of the
+            classifier's hidden layers (training only).
         seed: seeds the choice of labelled images, the weights, the noise and the batches.
         baseline: also train the labelled-only baseline.
         device: "auto" (the GPU when there is one), "cpu" or "cuda".

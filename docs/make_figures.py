@@ -1,10 +1,16 @@
-"""Draw the figures of the guided tour, docs/figures/*.png, with tinygan itself.
+"""Draw the figures of the guided tour, docs/figures/*.png and *.svg, with tinygan itself.
 
-    python docs/make_figures.py        # about a minute on a 2-core CPU
+    python docs/make_figures.py            # about a minute on a 2-core CPU
+    python docs/make_figures.py --graphs   # only the two graph figures, in a second
 
 Every number in the figures is computed here with tinygan (its ops, losses, models and
-training steps) and every picture is drawn with tinygan.utils.images (Pillow):
+training steps) and every picture is drawn with tinygan.utils.images (Pillow), except the
+graphs, which tinygan.utils.graph.to_dot writes as DOT text and Graphviz's ``dot`` draws
+(without ``dot`` on PATH, the .dot files are written instead, to render elsewhere):
 
+* graph_expression.svg: the graph of chapter 1's small expression (chapter 1);
+* graph_of_a_gradient.svg: the graph of WGAN-GP's penalty on a tiny critic, which the
+  penalty's backward walks, the critic's own backward included (chapter 4);
 * generator_gradients.png: |dL_G/df| per sample against D's logit f, for the saturating
   and the non-saturating generator loss (chapter 5);
 * mode_collapse.png: a 1-D GAN with and without BatchNorm in its generator, the setup of
@@ -18,7 +24,10 @@ Everything is seeded, so a second run draws the same pictures.
 
 from __future__ import annotations
 
+import argparse
 import math
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +42,8 @@ import tinygan as tg
 from tinygan import data, losses, models, optim
 from tinygan.gan import LOSSES, d_step, g_step, generate
 from tinygan.train import TrainConfig, make_optimizer
+from tinygan.utils.fileio import atomic_write
+from tinygan.utils.graph import to_dot
 from tinygan.utils.images import save_grid, save_loss_plot
 from tinygan.utils.streams import RandomStreams
 
@@ -43,6 +54,49 @@ GRID_STEPS = (0, 50, 200, 500, 1000, 1500)  # the rows of mnist_samples.png
 GRID_COLUMNS = 16  # samples per row (the first 16 of the run's grid noise)
 METRICS_EVERY = 10  # steps between points of mnist_metrics.png
 DIVERSITY_SAMPLES = 256
+
+
+# --------------------------------------------------------------------- chapters 1 and 4
+def graph_expression() -> Path:
+    """The graph of y = sum(tanh(x * w + 1)), the expression of chapter 1's last section."""
+    x = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    w = tg.tensor(np.array([0.5, -1.0]), requires_grad=True)
+    y = (x * w + 1.0).tanh().sum()
+    return _render(to_dot(y, names={"x": x, "w": w, "y": y}), FIGURES / "graph_expression.svg")
+
+
+def graph_of_a_gradient() -> Path:
+    """The graph of WGAN-GP's penalty, in the lines of losses.gradient_penalty (chapter 4).
+
+    The critic is Linear(2, 3), LeakyReLU(0.2), Linear(3, 1) on a batch x_hat of 4 points;
+    g = d critic(x_hat).sum() / d x_hat is taken with create_graph=True.
+    """
+    rng = np.random.default_rng(0)
+    critic = tg.nn.Sequential(
+        tg.nn.Linear(2, 3, rng=rng), tg.nn.LeakyReLU(0.2), tg.nn.Linear(3, 1, rng=rng)
+    )
+    x_hat = tg.tensor(rng.standard_normal((4, 2)), dtype="float32", requires_grad=True)
+    (g,) = tg.grad(critic(x_hat).sum(), [x_hat], create_graph=True)
+    squared_norm = (g * g).reshape(4, -1).sum(axis=1)  # (4,)
+    norm = (squared_norm + losses.GP_SQRT_EPS).sqrt()
+    penalty = 10.0 * ((norm - 1.0) ** 2).mean()
+    names = dict(critic.named_parameters()) | {"x_hat": x_hat, "g": g, "penalty": penalty}
+    return _render(to_dot(penalty, names=names), FIGURES / "graph_of_a_gradient.svg")
+
+
+def _render(source: str, path: Path) -> Path:
+    """Draw DOT source as an SVG with Graphviz; without ``dot``, write the .dot file instead."""
+    dot = shutil.which("dot")
+    if dot is None:
+        path, content = path.with_suffix(".dot"), source.encode()
+    else:
+        drawn = subprocess.run([dot, "-Tsvg"], input=source.encode(), capture_output=True)
+        if drawn.returncode != 0:
+            raise RuntimeError(f"dot failed on {path.name}: {drawn.stderr.decode()}")
+        content = drawn.stdout
+    with atomic_write(path) as f:
+        f.write(content)
+    return path
 
 
 # --------------------------------------------------------------------- chapter 5
@@ -231,15 +285,24 @@ def _labelled_rows(grids: dict[int, np.ndarray], path: Path, scale: int = 2) -> 
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--graphs", action="store_true", help="draw only the graph figures")
+    graphs_only = parser.parse_args().graphs
     FIGURES.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    for path in (graph_expression(), graph_of_a_gradient()):
+        print(f"{path.name} ({time.perf_counter() - start:.0f} s)")
+        if path.suffix == ".dot":
+            print("  Graphviz's dot is not on PATH: render it with dot -Tsvg, or install graphviz")
+    if graphs_only:
+        return
     generator_gradients()
     print(f"generator_gradients.png ({time.perf_counter() - start:.0f} s)")
     mode_collapse()
     print(f"mode_collapse.png ({time.perf_counter() - start:.0f} s)")
     mnist_run()
     print(f"mnist_samples.png, _losses.png, _metrics.png ({time.perf_counter() - start:.0f} s)")
-    for path in sorted(FIGURES.glob("*.png")):
+    for path in sorted([*FIGURES.glob("*.png"), *FIGURES.glob("*.svg")]):
         print(f"  {path.relative_to(FIGURES.parent.parent)}: {path.stat().st_size / 1024:.0f} KiB")
 
 

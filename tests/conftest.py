@@ -1,4 +1,5 @@
-"""Shared fixtures: the device every device-aware test runs on, and real Fashion-MNIST."""
+"""Shared fixtures: the device every device-aware test runs on, the fast paths on and off,
+real Fashion-MNIST, and the demos as modules."""
 
 import importlib.util
 import sys
@@ -16,6 +17,14 @@ def device(request: pytest.FixtureRequest) -> str:
     if request.param == "cuda" and not tg.cuda_available():
         pytest.skip("CUDA is not available (CuPy not installed or no NVIDIA GPU)")
     return request.param
+
+
+@pytest.fixture(params=[True, False], ids=["fast", "reference"])
+def fast_paths(request: pytest.FixtureRequest):
+    """Run the test with the fast paths of tinygan.fast on, then with only the plain
+    compositions the tour teaches (``use_fast_paths(False)``)."""
+    with tg.use_fast_paths(request.param):
+        yield request.param
 
 
 def _installed_fashion_mnist() -> Path | None:

@@ -132,10 +132,30 @@ def test_a_diverging_demo_run_stops_with_an_error_and_finite_checkpoint(tmp_path
         assert all(np.isfinite(checkpoint[k]).all() for k in checkpoint.files)
 
 
-def test_a_bad_flag_stops_the_demo_before_the_data_loads(tmp_path):
-    result = demo_status("mnist_lsgan.py", "--lr-g", "nan", "--out", str(tmp_path / "run"))
-    assert result.returncode == 2 and "lr_g must be in (0, inf), got nan" in result.stderr
-    assert result.stdout == "" and not (tmp_path / "run").exists()
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--lr-g", "nan", "Adam: lr must be a finite number >= 0, got nan"),
+        ("--beta2", "1", "Adam: betas must be in [0, 1), got (0.5, 1.0)"),
+        ("--ema", "1", "EMA decay must be in [0, 1)"),
+        ("--steps", "0", "steps must be in [1, inf), got 0"),
+        ("--seed", "-1", "seed must be in [0, inf), got -1"),
+        ("--model", "resnet", "model must be one of ('dcgan', 'mlp'), got 'resnet'"),
+        ("--batch-size", "0", "batch_size must be at least 1, got 0"),
+        ("--dataset", "cifar", "dataset must be one of"),
+        ("--data-root", "/no/such/folder", "/no/such/folder"),
+    ],
+)
+def test_a_bad_setting_of_the_main_demo_is_one_line_before_anything_is_written(
+    tmp_path, flag, value, message
+):
+    """The main demo's settings are checked by the constructors that use them (Adam, EMA,
+    Run, the models, the loader): a refusal is one line and exit status 2."""
+    result = demo_status("mnist_lsgan.py", flag, value, "--no-download", "--out",
+                         str(tmp_path / "run"))  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
 
 
 def checkpoint_arrays(folder) -> dict[str, np.ndarray]:

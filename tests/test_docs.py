@@ -10,6 +10,9 @@
 * Every chapter ends with an exercise whose `python -m pytest ...` command selects tests,
   and every such command in these files selects at least one test.
 * The version in pyproject.toml is ``tinygan.__version__`` and has a CHANGELOG.md section.
+* The README's demo table gives each demo's real default steps, batch size and learning
+  rates, and its table of flags names only flags a demo's ``--help`` lists (and, in its
+  last column, only flags it does not), both read from each demo's own ``--help``.
 """
 
 from __future__ import annotations
@@ -178,3 +181,113 @@ def test_the_changelog_describes_the_current_version():
     assert tinygan.__version__ == version, "pyproject.toml and tinygan.__version__ differ"
     headings = re.findall(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8"), re.M)
     assert version in headings, f"CHANGELOG.md has no section for version {version}"
+
+
+# ------------------------------------------------------------------ the README's demo tables
+README = ROOT / "README.md"
+FLAG = re.compile(r"`(--[a-z][a-z0-9-]*)")
+_HELP = """
+import contextlib, io, json, runpy, sys
+
+texts = {}
+for path in sys.argv[1:]:
+    sys.argv = [path, "--help"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        runpy.run_path(path, run_name="__main__")
+    texts[path] = out.getvalue()
+print(json.dumps(texts))
+"""
+
+
+def _table_rows(text: str, header: str) -> list[list[str]]:
+    """The cells of each row of the Markdown table whose header line is ``header``."""
+    assert header in text, f"README.md has no table {header!r}"
+    table = text.split(header, 1)[1].split("\n\n", 1)[0].strip().splitlines()[1:]
+    return [[cell.strip() for cell in row.strip().strip("|").split("|")] for row in table]
+
+
+def _help_defaults(text: str) -> dict[str, str]:
+    """``{flag: default}`` for every option of an argparse ``--help`` text ("" for none)."""
+    found = {}
+    for entry in re.split(r"\n(?=  -)", text.split("\noptions:\n", 1)[1]):
+        entry = " ".join(entry.split())
+        head = re.match(r"(?:-\w, )?(--[\w-]+)(?: [A-Z_]+)?(?:, (--[\w-]+))?", entry)
+        assert head, f"unexpected --help entry: {entry!r}"
+        start = entry.rfind("(default:")
+        default = entry[start + len("(default:") : -1].strip() if start >= 0 else ""
+        found.update({flag: default for flag in head.groups() if flag})
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo_flags() -> dict[str, dict[str, str]]:
+    """``{"demos/NAME.py": {flag: default}}`` from the ``--help`` of every demo the README's
+    demo table or table of flags names; one interpreter runs them all (imports once)."""
+    text = README.read_text(encoding="utf-8")
+    named = set(re.findall(r"^\| `python (demos/\w+\.py)", text, re.MULTILINE))
+    for row in _table_rows(text, "| demo | also takes | does not take |"):
+        named.update(f"demos/{name}" for name in re.findall(r"`(\w+\.py)`", row[0]))
+    scripts = sorted(named)
+    result = subprocess.run(
+        [sys.executable, "-c", _HELP, *scripts], cwd=ROOT, capture_output=True, text=True,
+        timeout=120, env={**os.environ, "COLUMNS": "100"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    texts = json.loads(result.stdout.strip().splitlines()[-1])
+    return {script: _help_defaults(texts[script]) for script in scripts}
+
+
+# How the README's demo table gives learning rates: each group of the pattern is the
+# default of the flags beside it ("Adam 1e-3 for G and D": --lr-g and --lr-d are 1e-3).
+_RATES = {
+    r"Adam ([0-9.e-]+) for G, ([0-9.e-]+) for (?:D|the critic)\b": (["--lr-g"], ["--lr-d"]),
+    r"Adam ([0-9.e-]+) for G and D\b": (["--lr-g", "--lr-d"],),
+    r"Adam ([0-9.e-]+) for every network\b": (["--lr"],),
+}
+
+
+def test_the_readme_demo_table_gives_each_demos_defaults(demo_flags):
+    rows = _table_rows(
+        README.read_text(encoding="utf-8"), "| command | model and loss | default run |"
+    )
+    problems, checked = [], 0
+    for command, model, default_run in rows:
+        script = re.match(r"`python (demos/\w+\.py)", command)[1]
+        claims: dict[str, float] = {}
+        run = re.fullmatch(r"([\d,]+) steps, batch (\d+)", default_run)
+        if run:
+            claims |= {"--steps": int(run[1].replace(",", "")), "--batch-size": int(run[2])}
+        else:
+            assert "steps" not in default_run, f"{script}: cannot read {default_run!r}"
+        matches = [(re.search(p, model), flags) for p, flags in _RATES.items()]
+        matches = [(match, flags) for match, flags in matches if match]
+        assert matches or "Adam" not in model, f"{script}: cannot read the rates in {model!r}"
+        for match, flags in matches:
+            for value, names in zip(match.groups(), flags):
+                claims |= {name: float(value) for name in names}
+        defaults = demo_flags[script]
+        for flag, claimed in claims.items():
+            checked += 1
+            if flag not in defaults or float(defaults[flag]) != claimed:
+                said = defaults.get(flag, "no such flag")
+                problems.append(f"{script}: README says {flag} {claimed:g}, --help says {said}")
+    assert checked >= 15 and not problems, "\n".join(problems)
+
+
+def test_the_readme_names_the_flags_each_mnist_demo_takes(demo_flags):
+    text = README.read_text(encoding="utf-8")
+    common = FLAG.findall(re.search(r"Every MNIST demo takes (.*?);", text, re.DOTALL)[1])
+    rows = _table_rows(text, "| demo | also takes | does not take |")
+    problems, covered = [], set()
+    for demos, takes, lacks in rows:
+        for name in re.findall(r"`(\w+\.py)`", demos):
+            covered.add(name)
+            flags = demo_flags[f"demos/{name}"]
+            problems += [
+                f"{name} has no {f}" for f in common + FLAG.findall(takes) if f not in flags
+            ]
+            problems += [f"{name} does have {f}" for f in FLAG.findall(lacks) if f in flags]
+    mnist_demos = {path.name for path in (ROOT / "demos").glob("mnist_*.py")}
+    assert common and covered == mnist_demos, (common, covered ^ mnist_demos)
+    assert not problems, "\n".join(problems)

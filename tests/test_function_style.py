@@ -14,12 +14,22 @@ import textwrap
 import pytest
 
 import tinygan.conv
+import tinygan.extras.ops
+import tinygan.fast.conv
+import tinygan.fast.norm
+import tinygan.fast.ops
 import tinygan.functional
 import tinygan.losses
+import tinygan.losses_semi_supervised
+import tinygan.losses_wgan
 import tinygan.ops
 from tinygan.autograd import Function
 
-MODULES = (tinygan.ops, tinygan.conv, tinygan.functional, tinygan.losses)
+MODULES = (
+    tinygan.ops, tinygan.extras.ops, tinygan.conv, tinygan.functional, tinygan.losses,
+    tinygan.losses_wgan, tinygan.losses_semi_supervised,
+)  # fmt: skip
+FAST_MODULES = (tinygan.fast.ops, tinygan.fast.conv, tinygan.fast.norm)
 
 
 def function_classes() -> list[type[Function]]:
@@ -41,7 +51,8 @@ def test_the_library_has_its_ops() -> None:
 
 @pytest.mark.parametrize("cls", function_classes(), ids=lambda c: c.__name__)
 def test_every_function_follows_the_op_contract(cls: type[Function]) -> None:
-    assert cls.__module__ in {m.__name__ for m in MODULES}, "ops live in the op modules"
+    modules = {m.__name__ for m in MODULES + FAST_MODULES}
+    assert cls.__module__ in modules, "ops live in the op modules or the fast paths'"
     assert cls.forward is not Function.forward and cls.backward is not Function.backward
     assert list(inspect.signature(cls.backward).parameters) == ["self", "grad_output"]
     doc = inspect.getdoc(cls) or ""

@@ -9,7 +9,7 @@ import pytest
 
 import tinygan as tg
 from tinygan import functional as F
-from tinygan import losses, nn
+from tinygan import losses, losses_wgan, nn
 
 
 def _sigmoid(z):
@@ -58,11 +58,11 @@ LOSSES = [
     (
         "wgan_d",
         losses.wgan_d_loss,
-        losses._composed_wgan_d_loss,
+        losses_wgan._composed_wgan_d_loss,
         lambda r, f: np.mean(f) - np.mean(r),
         2,
     ),
-    ("wgan_g", losses.wgan_g_loss, losses._composed_wgan_g_loss, lambda f: -np.mean(f), 1),
+    ("wgan_g", losses.wgan_g_loss, losses_wgan._composed_wgan_g_loss, lambda f: -np.mean(f), 1),
 ]
 IDS = [row[0] for row in LOSSES]
 

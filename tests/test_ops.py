@@ -32,6 +32,9 @@ import tinygan as tg
 from tinygan import functional as F
 from tinygan.tensor import Tensor
 
+# Every test here runs twice: with the fast paths (tinygan.fast) and without them.
+pytestmark = pytest.mark.usefixtures("fast_paths")
+
 # ------------------------------------------------------------------------------ domains
 
 
@@ -816,53 +819,3 @@ def test_cross_entropy_rejects_bad_targets() -> None:
         F.cross_entropy(tg.tensor(np.zeros(4)), [0])
     with pytest.raises(ValueError, match="empty"):
         F.logsumexp(tg.tensor(np.zeros((2, 0))))
-
-
-@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5, 5)])
-def test_batch_standardize_fast_backward_equals_the_op_built_one(shape: tuple[int, ...]) -> None:
-    """BatchStandardize's array backward (no graph recorded) against its op-built reference."""
-    rng = np.random.default_rng(3)
-    x = tg.tensor(rng.standard_normal(shape) * 3 + 1, requires_grad=True)  # float64
-    g = rng.standard_normal(shape)
-    y = F.batch_norm(x, None, None, training=True)
-    (fast,) = tg.grad(y, [x], grad_outputs=g, retain_graph=True)  # the array formula
-    (built,) = tg.grad(y, [x], grad_outputs=g, create_graph=True)  # the tinygan ops
-    assert built.requires_grad and not fast.requires_grad
-    np.testing.assert_allclose(fast.data, built.data, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("slope", [0.2, 0.01, 0.0, 1.0, -1.5])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_leaky_relu_fast_backward_equals_the_op_built_one(slope: float, dtype: str) -> None:
-    """LeakyReLU's array backward (no graph recorded) against its op-built Mul, on a
-    channels-last view (the layout convolutions hand it) holding exact zeros."""
-    rng = np.random.default_rng(4)
-    values = rng.standard_normal((2, 4, 3, 5)).astype(dtype)
-    values[0, 1] = 0.0  # the kink: both paths use the slope a there
-    x = tg.tensor(values.transpose(0, 3, 1, 2), dtype=dtype, requires_grad=True)
-    g = tg.tensor(rng.standard_normal(x.shape), dtype=dtype, requires_grad=True)
-    y = F.leaky_relu(x, slope)
-    np.testing.assert_array_equal(y.numpy(), np.where(x.numpy() > 0, x.numpy(), slope * x.numpy()))
-    (fast,) = tg.grad(y, [x], grad_outputs=g, retain_graph=True)  # arrays
-    (built,) = tg.grad(y, [x], grad_outputs=g, create_graph=True)  # tinygan ops
-    assert built.requires_grad and not fast.requires_grad  # built is linear in g
-    assert fast.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(fast.numpy(), built.numpy())
-    expected = g.numpy() * np.where(x.numpy() > 0, 1.0, slope).astype(dtype)
-    np.testing.assert_array_equal(fast.numpy(), expected)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matmul_layout_shortcuts_give_the_plain_products(dtype) -> None:
-    """The outer-product forward and the transposed-view weight gradient of MatMul equal
-    NumPy's plain products bit for bit, and a Linear layer's weight gradient is row-major."""
-    rng = np.random.default_rng(5)
-    a, b = rng.standard_normal((7, 1)).astype(dtype), rng.standard_normal((1, 9)).astype(dtype)
-    np.testing.assert_array_equal(F.matmul(tg.tensor(a), tg.tensor(b)).data, np.matmul(a, b))
-    x = tg.tensor(rng.standard_normal((6, 5)).astype(dtype), requires_grad=True)
-    w = tg.tensor(rng.standard_normal((4, 5)).astype(dtype), requires_grad=True)
-    g = rng.standard_normal((6, 4)).astype(dtype)
-    F.linear(x, w).backward(g)
-    np.testing.assert_array_equal(w.grad.data, np.matmul(x.data.T, g).T)
-    assert w.grad.data.flags.c_contiguous
-    np.testing.assert_array_equal(x.grad.data, np.matmul(g, w.data))

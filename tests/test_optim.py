@@ -197,38 +197,3 @@ def test_bad_arguments_raise():
         optim.Adam([tg.tensor([1.0])])
     with pytest.raises(ValueError, match="betas"):
         optim.Adam(_two_params(), betas=(0.9, 1.0))
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9),
-        lambda ps: optim.Adam(ps, lr=0.01, betas=(0.5, 0.99)),
-    ],
-    ids=["sgd", "adam"],
-)
-def test_shared_scratch_leaves_parameters_independent(make):
-    """One optimizer over parameters of several shapes and dtypes (its intermediates share
-    one scratch array per dtype) moves each exactly as an optimizer of its own would."""
-    rng = np.random.default_rng(2)
-    shapes = [((3, 4), "float32"), (5, "float64"), ((2, 2), "float32"), (7, "float32")]
-    arrays = [rng.standard_normal(s).astype(d) for s, d in shapes]
-    together = [tg.tensor(a, requires_grad=True) for a in arrays]
-    alone = [tg.tensor(a, requires_grad=True) for a in arrays]
-    opt, opts = make(together), [make([p]) for p in alone]
-    for _ in range(3):
-        grads = [rng.standard_normal(a.shape).astype(a.dtype) for a in arrays]
-        for p, q, g in zip(together, alone, grads):
-            p.grad, q.grad = tg.tensor(g), tg.tensor(g)
-        opt.step()
-        for o in opts:
-            o.step()
-        for p, q in zip(together, alone):
-            assert p.dtype == q.dtype
-            np.testing.assert_array_equal(p.numpy(), q.numpy())
-    live = [p.data for p in together] + [
-        v for state in opt.state for v in state.values() if isinstance(v, np.ndarray)
-    ]
-    for array in live:  # parameters and state own their memory; the scratch is apart
-        for buffer in opt._buffers.values():
-            assert not np.shares_memory(array, buffer)

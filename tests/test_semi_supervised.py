@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan import losses, models, nn
+from tinygan import losses, losses_semi_supervised, models, nn
 from tinygan.semi_supervised import (
     Classifier,
     GaussianNoise,
@@ -55,7 +55,7 @@ def test_semi_supervised_d_loss_gradients_by_finite_differences():
 def test_semi_supervised_d_loss_matches_its_composition_from_ops():
     _, tensors = _logits(shapes=((6, 3), (2, 3)), scale=4.0, seed=1)
     value = losses.semi_supervised_d_loss(*tensors)
-    expected = losses._composed_semi_supervised_d_loss(*tensors)
+    expected = losses_semi_supervised._composed_semi_supervised_d_loss(*tensors)
     np.testing.assert_allclose(value.item(), expected.item(), rtol=1e-12)
     by_hand = tg.grad(value, tensors, create_graph=True)
     by_ops = tg.grad(expected, tensors, create_graph=True)
@@ -124,7 +124,7 @@ def test_feature_matching_loss_value_and_gradients():
     np.testing.assert_allclose(out.item(), expected, rtol=1e-12)
     assert tg.gradcheck(losses.feature_matching_loss, [real, fake])
     assert tg.gradgradcheck(losses.feature_matching_loss, [real, fake])
-    composed = losses._composed_feature_matching_loss(real, fake)
+    composed = losses_semi_supervised._composed_feature_matching_loss(real, fake)
     np.testing.assert_allclose(out.item(), composed.item(), rtol=1e-12)
     for a, b in zip(tg.grad(out, [real, fake]), tg.grad(composed, [real, fake])):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-15)

@@ -9,8 +9,12 @@ loss.backward()
 """
 
 # tensor first: it finishes the Tensor class before the modules that build Tensors load.
-from tinygan.tensor import (  # isort: skip
-    Tensor,
+from tinygan.tensor import Tensor  # isort: skip
+from tinygan import init, losses, nn, optim
+from tinygan.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
+from tinygan.backend import cuda_available
+from tinygan.checkpoint import load, load_checkpoint, save, save_checkpoint
+from tinygan.extras.creation import (
     full,
     ones,
     ones_like,
@@ -20,10 +24,7 @@ from tinygan.tensor import (  # isort: skip
     zeros,
     zeros_like,
 )
-from tinygan import init, losses, nn, optim
-from tinygan.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
-from tinygan.backend import cuda_available
-from tinygan.checkpoint import load, load_checkpoint, save, save_checkpoint
+from tinygan.fast import use_fast_paths
 from tinygan.gradcheck import gradcheck, gradgradcheck
 
 __version__ = "0.3.0"
@@ -52,6 +53,7 @@ __all__ = [
     "save",
     "save_checkpoint",
     "tensor",
+    "use_fast_paths",
     "zeros",
     "zeros_like",
 ]

@@ -97,9 +97,12 @@ class Function:
       wants a gradient (so an op can skip work nobody asked for; the graph walk sets it
       just before calling backward, from what this walk differentiates with respect to).
 
-    A Function never keeps an input-dependent raw array for backward: it uses the input
-    Tensors, or the output Tensor (held weakly, so no reference cycle), so that gradients
-    stay differentiable. Raw arrays are kept only for constants such as a ReLU mask.
+    The rule that keeps gradients differentiable: whenever backward is recorded
+    (``create_graph=True``), it computes only from the input Tensors, the output Tensor
+    (held weakly, so no reference cycle) and true constants such as a ReLU mask, never
+    from an input-dependent raw array kept from ``forward``. The lesson's ops keep no such
+    array at all; a fast path (:mod:`tinygan.fast`) may keep one, or compute on raw
+    arrays, for the first-order path only (``is_grad_enabled()`` False in backward).
     """
 
     xp: ModuleType

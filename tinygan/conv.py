@@ -1,4 +1,4 @@
-"""Convolution as a matrix product: im2col / col2im, conv2d, conv_transpose2d, pooling.
+"""Convolution as a matrix product: im2col / col2im, conv2d, conv_transpose2d.
 
 **im2col** copies every KH x KW window of the (zero-padded) input into one row::
 
@@ -21,34 +21,23 @@ so it is the same two pieces in the other order::
 
 Because both directions are tinygan Functions with differentiable backward passes, the
 gradients of conv2d and conv_transpose2d are themselves differentiable (WGAN-GP needs
-that) with no extra code. Pooling reuses im2col on one channel at a time.
+that) with no extra code. (Pooling, in :mod:`tinygan.extras.pooling`, reuses im2col on one
+channel at a time.)
 
 Why channels-last inside: a window row (u, v, c) then reads C neighbouring floats at a
 time, which makes the im2col copy about 5x and col2im about 4x faster than (c, u, v) rows
 on NCHW memory (see BENCHMARKS.md). Outputs are NCHW tensors whose memory happens to be
 channels-last; the next convolution's ``transpose(0, 2, 3, 1)`` is then free.
 
-**A fast path for DCGAN's layer** (kernel 4, stride 2, padding 1), an optimisation of the
-above for the shape nearly every DCGAN uses. col2im's scatter-add (16 strided adds, one per
-kernel offset) is the slow part of such a transposed convolution, and the input gradient of
-a convolution of that shape is the same transposed convolution. The sub-pixel identity
-(:func:`sub_pixel_conv_transpose2d`) computes it with no scatter at all: one stride-1 2x2
-im2col, one matrix product, four strided copies. Two fused ops, each a Function with a
-differentiable backward built from the functions of this module, run DCGAN's layer:
-
-* :class:`SubPixelConvTranspose2d`, the transposed convolution by the sub-pixel identity
-  (a generator's upsampling layer), where that moves less memory than col2im;
-* :class:`StridedConv2d`, the convolution with the bias added to the product in place,
-  whose input gradient is a transposed convolution (by the sub-pixel identity where it pays).
-
-The tests hold both against the im2col/col2im composition, first and second order.
+DCGAN's layer (kernel 4, stride 2, padding 1) has fast paths (:mod:`tinygan.fast.conv`):
+the same numbers by the sub-pixel identity, without col2im's scatter-adds.
 """
 
 from __future__ import annotations
 
-from tinygan import ops
-from tinygan.autograd import Function, is_grad_enabled
-from tinygan.ops import matmul, mean, pad2d, reshape, transpose
+from tinygan import fast
+from tinygan.autograd import Function
+from tinygan.ops import matmul, reshape, transpose
 from tinygan.tensor import Tensor
 
 IntPair = int | tuple[int, int]
@@ -192,9 +181,7 @@ def conv2d(
 
     y[n, o, i, j] = b[o] + sum_{c,u,v} w[o, c, u, v] * x_pad[n, c, i*s + u, j*s + v]
 
-    im2col, one matrix product, reshape. DCGAN's layer (kernel 4, stride 2, padding 1) runs
-    as the fused op :class:`StridedConv2d`: the same forward with the bias added in place,
-    and an input gradient that is a transposed convolution (sub-pixel where that pays).
+    im2col, one matrix product, reshape.
 
     Args:
         x: input (N, C, H, W).
@@ -220,8 +207,10 @@ def conv2d(
     oh, ow = _check_window("conv2d", x.shape, (kh, kw), stride, padding)
     if bias is not None:
         _check_bias(bias, o, "conv2d")
-    if is_dcgan_layer((kh, kw), stride, padding):
-        return StridedConv2d(stride, padding)(x, weight, *([] if bias is None else [bias]))
+    if fast.enabled() and fast_conv.is_dcgan_layer((kh, kw), stride, padding):  # fast/conv.py
+        return fast_conv.StridedConv2d(stride, padding)(
+            x, weight, *([] if bias is None else [bias])
+        )
     cols = im2col(x, (kh, kw), stride, padding)  # (N*OH*OW, KH*KW*C)
     w_rows = reshape(transpose(weight, (0, 2, 3, 1)), (o, kh * kw * c))  # (O, KH*KW*C)
     rows = matmul(cols, transpose(w_rows, None))  # (N*OH*OW, O)
@@ -240,9 +229,7 @@ def conv_transpose2d(
     """2-D transposed convolution: the adjoint of conv2d with the same weight.
 
     y = col2im(x_rows @ W), W = w permuted to (C_in, KH, KW, C_out) and reshaped
-    (C_in, KH*KW*C_out), with OH = (H - 1) * s - 2p + KH + output_padding. DCGAN's
-    upsampling shape runs as the fused op :class:`SubPixelConvTranspose2d` (the same
-    numbers, without col2im).
+    (C_in, KH*KW*C_out), with OH = (H - 1) * s - 2p + KH + output_padding.
 
     Args:
         x: input (N, C_in, H, W).
@@ -273,8 +260,10 @@ def conv_transpose2d(
         raise ValueError(f"conv_transpose2d: padding {padding} leaves an empty output")
     if bias is not None:
         _check_bias(bias, c_out, "conv_transpose2d")
-    if sub_pixel_pays(c_in, c_out, (kh, kw), (sh, sw), (ph, pw), (oph, opw)):
-        return SubPixelConvTranspose2d()(x, weight, *([] if bias is None else [bias]))
+    if fast.enabled() and fast_conv.sub_pixel_pays(
+        c_in, c_out, (kh, kw), (sh, sw), (ph, pw), (oph, opw)
+    ):
+        return fast_conv.SubPixelConvTranspose2d()(x, weight, *([] if bias is None else [bias]))
     rows = reshape(transpose(x, (0, 2, 3, 1)), (n * h * w, c_in))
     w_rows = reshape(transpose(weight, (0, 2, 3, 1)), (c_in, kh * kw * c_out))
     cols = matmul(rows, w_rows)  # (N*H*W, KH*KW*C_out)
@@ -287,193 +276,7 @@ def _check_bias(bias: Tensor, channels: int, op: str) -> None:
         raise ValueError(f"{op}: bias must have shape ({channels},), got {bias.shape}")
 
 
-def _gradient_output_padding(x: Tensor, weight: Tensor, stride, padding) -> tuple[int, int]:
-    """The output_padding with which conv_transpose2d maps conv2d's output back to x's size."""
-    kh, kw = weight.shape[2:]
-    return tuple((n + 2 * p - k) % s for n, k, s, p in zip(x.shape[2:], (kh, kw), stride, padding))
-
-
-# ------------------------------------------------------------------ the sub-pixel fast path
-
-
-def is_dcgan_layer(kernel, stride, padding) -> bool:
-    """Kernel 4, stride 2, padding 1 (each axis): DCGAN's layer, which has fast paths."""
-    return tuple(kernel) == (4, 4) and tuple(stride) == (2, 2) and tuple(padding) == (1, 1)
-
-
-def sub_pixel_pays(c_in: int, c_out: int, kernel, stride, padding, output_padding) -> bool:
-    """Whether conv_transpose2d from ``c_in`` to ``c_out`` channels takes the sub-pixel path.
-
-    The identity holds for DCGAN's layer without output padding. It pays when its columns
-    (4*C_in floats per input pixel) are smaller than those col2im would add up (16*C_out):
-    DCGAN's 128 -> 64 channels, not its last layer's 64 -> 1.
-    """
-    return (
-        is_dcgan_layer(kernel, stride, padding)
-        and tuple(output_padding) == (0, 0)
-        and (c_in < 4 * c_out)
-    )
-
-
-def sub_pixel_conv_transpose2d(xp, x, weight, bias=None):
-    """conv_transpose2d(x, w) for kernel 4, stride 2, padding 1, on arrays, without col2im.
-
-    Along each axis, output pixel 2a + r of such a transposed convolution receives exactly
-    two taps: input rows a - 1 and a (kernel rows 3 and 1) when r = 0, rows a and a + 1
-    (kernel rows 2 and 0) when r = 1. So each of the four phases (r, s) of the output is a
-    stride-1 2x2 convolution of x padded by 1, and the four together are one matrix product
-    (Shi et al., 2016, "Is the deconvolution layer the same as a convolutional layer?")::
-
-        cols = im2col(x, kernel 2, stride 1, padding 1)          (N*(H+1)*(W+1), 4*C_in)
-        P    = cols @ W,   W[(du, dv, c), (r, s, o)] = w[c, o, 3 - r - 2du, 3 - s - 2dv]
-        y[n, o, 2a + r, 2b + s] = P[(n, a + r, b + s), (r, s, o)]      four strided copies
-
-    Window (q, p) covers input rows q - 1, q and columns p - 1, p; its du = 0 row is the
-    input row a + r - 1. Each phase uses H*W of the (H+1)*(W+1) windows; the copies add
-    the bias when there is one. Returns (N, C_out, 2H, 2W), channels-last in memory like
-    every convolution output here.
-    """
-    n, c_in, h, w = x.shape
-    c_out = weight.shape[1]
-    cols = im2col_array(xp, x, (2, 2), (1, 1), (1, 1))
-    # w[c, o, 3 - u', 3 - v'] with u' = 2du + r, v' = 2dv + s: flip, split, regroup.
-    flipped = weight[:, :, ::-1, ::-1].reshape(c_in, c_out, 2, 2, 2, 2)  # (c, o, du, r, dv, s)
-    w_phases = flipped.transpose(2, 4, 0, 3, 5, 1).reshape(4 * c_in, 4 * c_out)
-    phases = xp.matmul(cols, w_phases).reshape(n, h + 1, w + 1, 2, 2, c_out)
-    y = xp.empty((n, h, 2, w, 2, c_out), dtype=phases.dtype)  # rows (a, r), columns (b, s)
-    for r in range(2):
-        for s in range(2):
-            phase = phases[:, r : r + h, s : s + w, r, s, :]
-            if bias is None:
-                y[:, :, r, :, s, :] = phase
-            else:
-                xp.add(phase, bias, out=y[:, :, r, :, s, :])
-    return y.reshape(n, 2 * h, 2 * w, c_out).transpose(0, 3, 1, 2)
-
-
-class SubPixelConvTranspose2d(Function):
-    """y = conv_transpose2d(x, w) + b for kernel 4, stride 2, padding 1 (a fused op).
-
-    Forward: :func:`sub_pixel_conv_transpose2d`. Backward, the adjoint of a
-    transposed convolution, which is a convolution: with cols = im2col(dL/dy, 4, 2, 1),
-
-        dL/dx = cols @ W^T (reshaped),   dL/dw = x_rows^T @ cols (reshaped),
-        dL/db = dL/dy summed over N, H, W
-
-    (W, x_rows as in conv_transpose2d), built from tinygan ops, so it is differentiable
-    again, and the same whether or not a graph is recorded.
-    """
-
-    def forward(self, x, weight, bias=None):
-        return sub_pixel_conv_transpose2d(self.xp, x, weight, bias)
-
-    def backward(self, grad_output):
-        x, weight = self.inputs[:2]
-        n, c_in, h, w = x.shape
-        c_out = weight.shape[1]
-        needs = self.needs_input_grad
-        grads = [None] * len(self.inputs)
-        if needs[0] or needs[1]:
-            cols = im2col(grad_output, 4, 2, 1)  # (N*H*W, 16*C_out)
-        if needs[0]:
-            w_rows = reshape(transpose(weight, (0, 2, 3, 1)), (c_in, 16 * c_out))
-            gx_rows = matmul(cols, transpose(w_rows, None))  # (N*H*W, C_in)
-            grads[0] = transpose(reshape(gx_rows, (n, h, w, c_in)), (0, 3, 1, 2))
-        if needs[1]:
-            x_rows = reshape(transpose(x, (0, 2, 3, 1)), (n * h * w, c_in))
-            gw_rows = matmul(transpose(x_rows, None), cols)  # (C_in, 16*C_out)
-            grads[1] = transpose(reshape(gw_rows, (c_in, 4, 4, c_out)), (0, 3, 1, 2))
-        if len(grads) == 3 and needs[2]:
-            grads[2] = ops.sum(grad_output, axis=(0, 2, 3))
-        return tuple(grads)
-
-
-class StridedConv2d(Function):
-    """y = conv2d(x, w, stride, padding) + b, for kernel 4, stride 2, padding 1 (a fused op).
-
-    Forward: im2col, one matrix product, the bias added to its rows in place. Backward:
-
-        dL/dx = conv_transpose2d(dL/dy, w)   (the adjoint; sub-pixel where that pays)
-        dL/dw = dy_rows^T @ cols (reshaped),   dL/db = dL/dy summed over N, H, W
-
-    with cols = im2col(x) and dy_rows = dL/dy as (N*OH*OW, O) rows. Two paths compute
-    dL/dw, like every fused op: when a graph is recorded, cols is rebuilt with im2col
-    from x, a tinygan op, so the gradient is differentiable again; when none is (plain
-    training), the forward's cols (kept for that use only) and one matrix product on
-    arrays. The tests hold the two against each other.
-    """
-
-    def __init__(self, stride: tuple[int, int], padding: tuple[int, int]) -> None:
-        self.stride, self.padding = stride, padding
-
-    def forward(self, x, weight, bias=None):
-        n, _, h, w = x.shape
-        o, c, kh, kw = weight.shape
-        oh = conv_output_size(h, kh, self.stride[0], self.padding[0])
-        ow = conv_output_size(w, kw, self.stride[1], self.padding[1])
-        self.cols = im2col_array(self.xp, x, (kh, kw), self.stride, self.padding)
-        w_rows = weight.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
-        rows = self.xp.matmul(self.cols, w_rows.T)  # (N*OH*OW, O)
-        if bias is not None:
-            rows += bias
-        return rows.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
-
-    def backward(self, grad_output):
-        x, weight = self.inputs[:2]
-        o, c, kh, kw = weight.shape
-        needs = self.needs_input_grad
-        grads = [None] * len(self.inputs)
-        if needs[0]:
-            output_padding = _gradient_output_padding(x, weight, self.stride, self.padding)
-            grads[0] = conv_transpose2d(
-                grad_output, weight, None, self.stride, self.padding, output_padding
-            )
-        if needs[1]:
-            if is_grad_enabled():  # the reference: cols rebuilt from x, differentiable
-                gy_rows = reshape(transpose(grad_output, (0, 2, 3, 1)), (-1, o))
-                cols = im2col(x, (kh, kw), self.stride, self.padding)
-                gw_rows = matmul(transpose(gy_rows, None), cols)  # (O, KH*KW*C)
-                grads[1] = transpose(reshape(gw_rows, (o, kh, kw, c)), (0, 3, 1, 2))
-            else:  # first order, on arrays, with the forward's cols
-                gy_rows = grad_output.data.transpose(0, 2, 3, 1).reshape(-1, o)
-                gw_rows = self.xp.matmul(gy_rows.T, self.cols)
-                gw = gw_rows.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
-                grads[1] = Tensor(self.xp.ascontiguousarray(gw))
-        if len(grads) == 3 and needs[2]:
-            grads[2] = ops.sum(grad_output, axis=(0, 2, 3))
-        return tuple(grads)
-
-
-def _pool_windows(
-    x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding: IntPair, fill: float, op: str
-):
-    """Windows of every channel separately: (N*C*OH*OW, KH*KW), plus the output shape."""
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
-    kernel = as_pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else as_pair(stride, "stride")
-    padding = as_pair(padding, "padding")
-    if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
-        raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
-    n, c, h, w = x.shape
-    padded = pad2d(reshape(x, (n * c, 1, h, w)), padding, fill)
-    cols = im2col(padded, kernel, stride, 0)
-    oh = conv_output_size(h, kernel[0], stride[0], padding[0])
-    ow = conv_output_size(w, kernel[1], stride[1], padding[1])
-    return cols, (n, c, oh, ow)
-
-
-def max_pool2d(
-    x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
-) -> Tensor:
-    """Maximum over each window (stride defaults to the kernel size; padding is -inf)."""
-    cols, shape = _pool_windows(x, kernel_size, stride, padding, float("-inf"), "max_pool2d")
-    return reshape(ops.max(cols, axis=1), shape)
-
-
-def avg_pool2d(
-    x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
-) -> Tensor:
-    """Mean over each window (stride defaults to the kernel size; zero padding counted)."""
-    cols, shape = _pool_windows(x, kernel_size, stride, padding, 0.0, "avg_pool2d")
-    return reshape(mean(cols, axis=1), shape)
+# The fast paths build on the functions above, so they are imported once those exist.
+# Pooling (im2col on one channel at a time), which the main demo does not use.
+from tinygan.extras.pooling import avg_pool2d, max_pool2d  # noqa: E402, F401
+from tinygan.fast import conv as fast_conv  # noqa: E402

@@ -39,15 +39,29 @@ variances), as PyTorch's ``momentum=None`` does. The recomputed statistics stay 
 next ``update``, which copies the live ones again: recomputing never feeds back into the
 average, and a run that evaluates follows the same path as one that does not.
 
-**Measured** with ``benchmarks/ema_check.py`` (one seed; Fréchet distance on 2,000
-samples, 5 for real digits): the MLP generator (no BatchNorm) gains once its fast early
+**Measured** with ``benchmarks/ema_check.py``, on the recipes of 0.1.0 (one seed; Fréchet
+distance on 2,000 samples, 5 for real digits): the MLP generator of demos/mnist_gan.py
+(no BatchNorm; Adam 1e-3 for both networks, then as now) gains once its fast early
 progress is over: at step 5,000 FD 220 live, 134 averaged (decay 0.995), and speckle 4.7
 against 2.4; at step 1,500 FD 902 live, 717 at 0.99, but 2,080 at 0.999, whose random
-start still weighs 0.22. DCGAN-28 (BatchNorm in G) did not gain within 1,500 steps (FD 289
-live, 301 at 0.99), but whenever the average was far from the live weights the buffers
-mattered, and recomputing them was never worse: at 0.999, step 1,500, FD 566 copied,
-1,648 averaged, 426 recomputed; at 0.995, step 400, 1,169 copied, 910 recomputed. So:
-recompute before sampling or evaluating the average of a BatchNorm generator.
+start still weighs 0.22. DCGAN-28 with 0.1.0's demos/mnist_dcgan.py recipe (BatchNorm in
+G; the GAN loss, Adam 2e-4 for both, betas (0.5, 0.999)) did not gain within 1,500 steps
+(FD 289 live, 301 at 0.99), but whenever the average was far from the live weights the
+buffers mattered, and recomputing them was never worse: at 0.999, step 1,500, FD 566
+copied, 1,648 averaged, 426 recomputed; at 0.995, step 400, 1,169 copied, 910 recomputed.
+So: recompute before sampling or evaluating the average of a BatchNorm generator.
+
+**With today's recipes** (``benchmarks/quality.py --sweep``, BENCHMARKS.md; seeds 0, 1, 2,
+FD on 2,000 samples, decay 0.995, statistics recomputed), the average helps DCGAN-28 too,
+a little: the main demo's LSGAN (G 1e-3, D 2e-4, betas (0.5, 0.9)) scores 177 +- 10
+averaged against 184 +- 19 live at 1,500 steps, its default, with speckle 0.12 against
+0.16 (199 +- 9 against 207 +- 13 at 1,000 steps; 175 for both at 2,000); the GAN of
+demos/mnist_dcgan.py (G 1e-3, D 2e-4) 167 +- 19 against 174 +- 32 at 2,000 steps. Those
+gains lie within the spread between seeds, but the average was never worse on the mean,
+and at each demo's own step count it spread less. The MLP GAN gains far more: 77 +- 11
+against 150 +- 22 at 5,000 steps.
+WGAN-GP (G 5e-4, critic 1e-4) lost with it at 1,000 steps: 284 +- 12 against 267 +- 19
+(seeds 0 and 1), its generator still changing fast.
 
 **Checkpoints.** :meth:`EMA.state_dict` is the averaged model's state dict (same keys as
 the model's), so a checkpoint saves the average as one more model, and a resumed run
@@ -67,7 +81,8 @@ from typing import Any
 
 from tinygan.autograd import no_grad
 from tinygan.backend import device_of
-from tinygan.nn import BatchNorm1d, BatchNorm2d, IncompatibleKeys, Module
+from tinygan.extras.module import IncompatibleKeys
+from tinygan.nn import BatchNorm1d, BatchNorm2d, Module
 from tinygan.tensor import Tensor
 
 

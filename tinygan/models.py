@@ -206,7 +206,14 @@ def mnist_models(
         critic: D is a WGAN-GP critic: DCGAN-28's discriminator without BatchNorm (see
             ``tinygan.gan.LossFamily.critic``); the MLP has no BatchNorm anyway.
         seed: the weights of G, then D, come from ``numpy.random.default_rng(seed)``.
+
+    Raises:
+        ValueError: an unknown ``model``, or a ``seed`` or ``z_dim`` out of range.
     """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be in [0, inf), got {seed!r}")
+    if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
+        raise ValueError(f"z_dim must be in [1, inf), got {z_dim!r}")
     rng = np.random.default_rng(seed)
     if model == "mlp":
         return mlp_generator(z_dim, rng=rng), mlp_discriminator(rng=rng)

@@ -28,17 +28,18 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from tinygan import functional as F
 from tinygan import init
 from tinygan.autograd import no_grad
-from tinygan.backend import device_of, is_cupy_array, normalize_device, to_device
+from tinygan.backend import is_cupy_array, normalize_device, to_device
 from tinygan.conv import IntPair, as_pair
+from tinygan.extras.module import ModuleExtras
 from tinygan.tensor import Tensor
 
 
@@ -56,14 +57,7 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-class IncompatibleKeys(NamedTuple):
-    """What ``load_state_dict(strict=False)`` skipped: keys absent from either side."""
-
-    missing_keys: list[str]
-    unexpected_keys: list[str]
-
-
-class Module:
+class Module(ModuleExtras):
     """Base class of every layer and model.
 
     Subclass it, call ``super().__init__()``, assign layers and parameters in ``__init__``,
@@ -152,18 +146,6 @@ class Module:
                 seen.add(id(module))
                 yield module
 
-    def apply(self, fn: Callable[[Module], Any]) -> Module:
-        """Call ``fn`` on every sub-module, then on this module (children first, as PyTorch).
-
-        The PyTorch idiom for custom initialisation, ``model.apply(weights_init)``, where
-        ``weights_init(m)`` looks at ``type(m)`` and fills ``m.weight`` (see
-        :mod:`tinygan.init`). Returns this module.
-        """
-        for module in self.children():
-            module.apply(fn)
-        fn(self)
-        return self
-
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """``(state_dict key, parameter)`` for every parameter, each once."""
         seen: set[int] = set()
@@ -177,68 +159,6 @@ class Module:
         """Every parameter, each once (pass them to an optimizer)."""
         for _, p in self.named_parameters():
             yield p
-
-    def _named_arrays(self) -> Iterator[tuple[str, Any]]:
-        """``(state_dict key, live array)``: each module's parameters, then its buffers."""
-        for prefix, module in self.named_modules():
-            dot = prefix + "." if prefix else ""
-            for name, p in module._parameters.items():
-                yield dot + name, p.data
-            for name, b in module._buffers.items():
-                yield dot + name, b
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        """A copy of every parameter and buffer array, keyed as PyTorch keys them.
-
-        The arrays are copies on the module's device, so training on afterwards does not
-        change a state dict that was taken earlier.
-        """
-        return {key: array.copy() for key, array in self._named_arrays()}
-
-    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
-        """Copy arrays (or Tensors) from ``state_dict`` into this module's arrays, in place.
-
-        Values are cast to each array's dtype and moved to its device. Nothing is changed
-        unless every check passes.
-
-        Args:
-            state_dict: key -> array, as made by :meth:`state_dict` or read from a checkpoint.
-            strict: fail on keys missing from ``state_dict`` or unknown to this module;
-                a shape mismatch always fails.
-
-        Returns:
-            The missing and unexpected keys (both empty when ``strict``).
-
-        Raises:
-            RuntimeError: naming every offending key, with both shapes where they differ.
-        """
-        targets = dict(self._named_arrays())
-        missing = [key for key in targets if key not in state_dict]
-        unexpected = [key for key in state_dict if key not in targets]
-        problems = []
-        for key, target in targets.items():
-            if key in state_dict and np.shape(state_dict[key]) != target.shape:
-                problems.append(
-                    f"size mismatch for {key!r}: the state dict has shape "
-                    f"{np.shape(state_dict[key])}, this model has shape {target.shape}"
-                )
-        if strict:
-            problems += [
-                f"missing key {key!r} (this model has it with shape {targets[key].shape})"
-                for key in missing
-            ]
-            problems += [
-                f"unexpected key {key!r} with shape {np.shape(state_dict[key])} "
-                "(this model has no such entry)"
-                for key in unexpected
-            ]
-        if problems:
-            raise RuntimeError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
-        for key, target in targets.items():
-            if key in state_dict:
-                target[...] = _array_on(state_dict[key], device_of(target))
-        return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ modes and devices
     def train(self, mode: bool = True) -> Module:
@@ -274,60 +194,12 @@ class Module:
         device = normalize_device(device)
         return self._apply(lambda array: to_device(array, device))
 
-    def float(self) -> Module:
-        """Cast floating-point parameters and buffers to float32, in place."""
-        return self._apply(lambda array: _cast_float(array, np.float32))
-
-    def double(self) -> Module:
-        """Cast floating-point parameters and buffers to float64 (for gradient checks)."""
-        return self._apply(lambda array: _cast_float(array, np.float64))
-
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient (``.grad = None``)."""
-        for p in self.parameters():
-            p.grad = None
-
     # ------------------------------------------------------------------ calling
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
-
-    # ------------------------------------------------------------------ printing
-    def extra_repr(self) -> str:
-        """The text between this layer's parentheses in ``repr``, e.g. its sizes."""
-        return ""
-
-    def __repr__(self) -> str:
-        return "\n".join(self._repr_lines())
-
-    def _repr_lines(self) -> list[str]:
-        """``Name(extra)  # shapes: count``, with sub-modules indented below."""
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        own = ", ".join(f"{name} {p.shape}" for name, p in self._parameters.items())
-        total = sum(p.size for p in self.parameters())
-        note = f"{own}: {total:,} parameters" if own else f"{total:,} parameters"
-        if not self._modules:
-            return [head + (f")  # {note}" if own else ")")]
-        lines = [head + f"  # {note}"]
-        for name, module in self._modules.items():
-            child = module._repr_lines()
-            lines.append(f"  ({name}): {child[0]}")
-            lines.extend("  " + line for line in child[1:])
-        return lines + [")"]
-
-
-def _array_on(value: Any, device: str) -> Any:
-    """``value`` (Tensor, array or nested list) as an array on ``device``."""
-    raw = value.data if isinstance(value, Tensor) else value
-    if not (isinstance(raw, np.ndarray) or is_cupy_array(raw)):
-        raw = np.asarray(raw)
-    return to_device(raw, device)
-
-
-def _cast_float(array: Any, dtype: Any) -> Any:
-    return array.astype(dtype, copy=False) if array.dtype.kind == "f" else array
 
 
 def _check_sizes(layer: str, **sizes: int) -> None:
@@ -576,13 +448,6 @@ class Tanh(Module):
         return F.tanh(x)
 
 
-class Sigmoid(Module):
-    """y = 1 / (1 + e^-x). GAN losses take logits, so a discriminator rarely needs it."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.sigmoid(x)
-
-
 class Flatten(Module):
     """Merge axes ``start_dim`` to ``end_dim`` into one: (N, C, H, W) -> (N, C*H*W)."""
 
@@ -622,137 +487,6 @@ class Unflatten(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
-
-
-class Upsample(Module):
-    """Nearest-neighbour upsampling of images (N, C, H, W), see ``F.interpolate``.
-
-    ``Upsample(scale_factor=2)`` doubles H and W: every pixel becomes a 2x2 block of copies.
-    Followed by a 3x3 convolution it is the upsampling step of a generator that avoids
-    the checkerboard patterns transposed convolutions can draw (Odena et al., 2016).
-    Give ``scale_factor`` or the output ``size``; only ``mode="nearest"`` and whole
-    factors are implemented.
-    """
-
-    def __init__(
-        self,
-        size: int | tuple[int, int] | None = None,
-        scale_factor: float | tuple[float, float] | None = None,
-        mode: str = "nearest",
-    ) -> None:
-        super().__init__()
-        if mode != "nearest":
-            raise ValueError(f"Upsample: only mode='nearest' is implemented, got {mode!r}")
-        if (size is None) == (scale_factor is None):
-            raise ValueError("Upsample: give exactly one of size and scale_factor")
-        self.size, self.scale_factor, self.mode = size, scale_factor, mode
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(x, self.size, self.scale_factor, self.mode)
-
-    def extra_repr(self) -> str:
-        what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
-        return f"{what}, mode={self.mode!r}"
-
-
-class LayerNorm(Module):
-    """Layer normalisation over the trailing ``normalized_shape`` axes of each sample.
-
-    See ``F.layer_norm``. Parameters weight = 1 and bias = 0, each of shape
-    ``normalized_shape``, when ``elementwise_affine`` (``bias=False`` drops the bias), as in
-    PyTorch. A WGAN-GP critic's normalisation: ``LayerNorm((C, H, W))`` after a
-    convolution, where a DCGAN discriminator would have BatchNorm2d(C).
-    """
-
-    def __init__(
-        self,
-        normalized_shape: int | tuple[int, ...],
-        eps: float = 1e-5,
-        elementwise_affine: bool = True,
-        bias: bool = True,
-    ) -> None:
-        super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
-        _check_sizes("LayerNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
-        self.normalized_shape = tuple(shape)
-        self.eps = float(eps)
-        self.weight = self.bias = None
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        affine = self.weight is not None
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={affine}"
-
-
-class Embedding(Module):
-    """A table of ``num_embeddings`` learned vectors of size ``embedding_dim``.
-
-    Called with an integer NumPy/CuPy array of indices (tinygan tensors hold floats), e.g.
-    class labels of shape (N,), it returns their rows, (N, embedding_dim); see
-    ``F.embedding``. weight (num_embeddings, embedding_dim) ~ N(0, 1), as in PyTorch.
-    """
-
-    def __init__(
-        self, num_embeddings: int, embedding_dim: int, rng: np.random.Generator | None = None
-    ) -> None:
-        super().__init__()
-        _check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(_empty(num_embeddings, embedding_dim))
-        init.normal_(self.weight, 0.0, 1.0, rng)
-
-    def forward(self, indices: Any) -> Tensor:
-        return F.embedding(indices, self.weight)
-
-    def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}"
-
-
-class MaxPool2d(Module):
-    """The maximum of each ``kernel_size`` window: (N, C, H, W) -> (N, C, OH, OW).
-
-    ``stride`` defaults to the kernel size (windows side by side); see ``F.max_pool2d``.
-    """
-
-    def __init__(
-        self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
-    ) -> None:
-        super().__init__()
-        self.kernel_size = as_pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride")
-        self.padding = as_pair(padding, "padding")
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class Dropout(Module):
-    """Zero each element with probability p and scale the rest by 1/(1-p), in training mode.
-
-    Masks are drawn from ``rng`` (a NumPy Generator; CuPy tensors use CuPy's generator).
-    """
-
-    def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p = float(p)
-        self.rng = np.random.default_rng() if rng is None else rng
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, self.p, self.training, self.rng)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 @contextmanager
@@ -803,45 +537,14 @@ class Sequential(Module):
 
 # ---------------------------------------------------------------------------- losses
 
-
-def _check_reduction(loss: str, reduction: str) -> str:
-    if reduction not in F.REDUCTIONS:
-        raise ValueError(f"{loss}: reduction must be one of {F.REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
-class MSELoss(Module):
-    """``loss(input, target)``: the mean squared error, see ``F.mse_loss``."""
-
-    def __init__(self, reduction: str = "mean") -> None:
-        super().__init__()
-        self.reduction = _check_reduction(type(self).__name__, reduction)
-
-    def forward(self, x: Tensor, target: Tensor) -> Tensor:
-        return F.mse_loss(x, target, self.reduction)
-
-    def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}"
-
-
-class BCEWithLogitsLoss(Module):
-    """``loss(logits, target)``: binary cross-entropy on logits, see
-    ``F.binary_cross_entropy_with_logits``.
-
-    ``weight`` scales each element's loss; it is kept as a buffer, as in PyTorch, so it is
-    in the state dict and moves with ``to(device)``.
-    """
-
-    def __init__(self, weight: Tensor | None = None, reduction: str = "mean") -> None:
-        super().__init__()
-        self.reduction = _check_reduction(type(self).__name__, reduction)
-        self.weight = None
-        if weight is not None:
-            self.register_buffer("weight", weight.data if isinstance(weight, Tensor) else weight)
-
-    def forward(self, x: Tensor, target: Tensor) -> Tensor:
-        weight = None if self.weight is None else Tensor(self.weight)
-        return F.binary_cross_entropy_with_logits(x, target, weight, self.reduction)
-
-    def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}"
+# The layers the main demo does not use, with PyTorch's names, in the same namespace.
+from tinygan.extras.layers import (  # noqa: E402, F401
+    BCEWithLogitsLoss,
+    Dropout,
+    Embedding,
+    LayerNorm,
+    MaxPool2d,
+    MSELoss,
+    Sigmoid,
+    Upsample,
+)

@@ -14,8 +14,9 @@ is kept; the discriminator saw them detached), as PyTorch's DCGAN example does: 
 generator forward pass fewer per step. Every random number comes from a named stream of
 :mod:`tinygan.utils.streams`, and the real batches from
 :class:`~tinygan.data.BatchLoader` by position, so a resumed run ends exactly where an
-uninterrupted one does. The records (grids, losses, checkpoints) are kept by
-:class:`~tinygan.utils.run.Run`.
+uninterrupted one does. With ``ema``, an exponential moving average of G's weights draws
+the grids and scores (:mod:`tinygan.ema`), as in the main demo. The records (grids,
+losses, checkpoints) are kept by :class:`~tinygan.utils.run.Run`.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ from tinygan import data, models
 from tinygan.autograd import no_grad
 from tinygan.backend import resolve_device
 from tinygan.data import BatchLoader
+from tinygan.ema import EMA
+from tinygan.fast import use_fast_paths
+from tinygan.fast.memory import keep_freed_memory
 from tinygan.gan import LOSSES, d_step, g_step
 from tinygan.nn import Module
 from tinygan.optim import SGD, Adam, Optimizer
 from tinygan.tensor import Tensor
 from tinygan.utils.cli import require_choice, require_folder, require_positive, require_range
 from tinygan.utils.run import Run, RunConfig, sample_from_checkpoint
+from tinygan.utils.streams import RandomStreams
 
 
 @dataclass
@@ -110,27 +115,40 @@ def train(
     gp_weight = config.gp_weight if family.critic else 0.0
     opt_g = make_optimizer(G.parameters(), config.lr_g, config)
     opt_d = make_optimizer(D.parameters(), config.lr_d, config)
-    run = Run(config, G, D, opt_g, opt_d, stream)
+    streams = RandomStreams(config.seed)
+    ema = EMA(G, config.ema) if config.ema else None
+    sampler = G if ema is None else ema.model
+    batchnorm_noise = [Tensor(b).to(device) for b in streams.batchnorm_noise(config.z_dim)]
+    run = Run(config, G, D, opt_g, opt_d, ema, streams, stream)
+    if not config.reference:
+        keep_freed_memory()  # a process setting: malloc keeps freed memory (tinygan/fast/)
     k, n = config.d_steps, loader.batch_size
-    for step in run.steps():
-        for j in range(k):
-            real = Tensor(loader.batch(step * k + j)).to(device)  # (n, C, H, W)
-            z = Tensor(run.streams.noise(step, n, config.z_dim, j)).to(device)  # (n, z_dim)
-            if j < k - 1:
-                with no_grad():  # only the last fakes are needed by the G step
+    with use_fast_paths(not config.reference):
+        for step in run.steps():
+            for j in range(k):
+                real = Tensor(loader.batch(step * k + j)).to(device)  # (n, C, H, W)
+                z = Tensor(streams.noise(step, n, config.z_dim, j)).to(device)  # (n, z_dim)
+                if j < k - 1:
+                    with no_grad():  # only the last fakes are needed by the G step
+                        fake = G(z)
+                else:
                     fake = G(z)
-            else:
-                fake = G(z)
-            gp_rng = run.streams.penalty(step, j)
-            d = d_step(D, opt_d, family.d_loss, real, fake.detach(), gp_weight, gp_rng)
-        g_loss = g_step(D, opt_g, family.g_loss, fake)
-        run.log(step, g_loss=g_loss.item(), **d.summary(family.logits))
-        if run.due(step, config.sample_every):
-            run.save_samples(step)
-        if run.due(step, config.checkpoint_every):
-            run.save_checkpoint()
-        if run.due(step, config.eval_every):
-            run.evaluate(step)
+                gp_rng = streams.penalty(step, j)
+                d = d_step(D, opt_d, family.d_loss, real, fake.detach(), gp_weight, gp_rng)
+            g_loss = g_step(D, opt_g, family.g_loss, fake)
+            if ema is not None:
+                ema.update()
+            run.log(step, g_loss=g_loss.item(), **d.summary(family.logits))
+            if run.due(step, config.sample_every):
+                if ema is not None:  # BatchNorm's statistics under the averaged weights
+                    ema.recompute_batchnorm(batchnorm_noise)
+                run.save_samples(step, sampler)
+            if run.due(step, config.checkpoint_every):
+                run.save_checkpoint()
+            if run.due(step, config.eval_every):
+                if ema is not None:
+                    ema.recompute_batchnorm(batchnorm_noise)
+                run.evaluate(step, sampler)
     return run
 
 

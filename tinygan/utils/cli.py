@@ -2,9 +2,10 @@
 
 The demos describe their settings once, as a dataclass with defaults and a docstring
 ``Attributes:`` section; this module turns it into an argparse parser, so a flag, its
-default and its help text can never disagree with the code. The dataclass checks its
-values in ``__post_init__`` with the ``require_*`` helpers below, so a bad flag is a usage
-error (exit status 2) before anything is loaded or written.
+default and its help text can never disagree with the code. A bad value is a usage error
+(one line, exit status 2) before anything is loaded or written: found either by the
+dataclass's ``__post_init__`` (with the ``require_*`` helpers below), or by the
+constructors the demo builds its objects with, inside a :func:`usage_errors` block.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import argparse
 import dataclasses
 import math
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,6 +67,23 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, **defaults: An
         return cls(**vars(args))
     except (ValueError, TypeError, RuntimeError) as err:
         parser.error(str(err))
+
+
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """A ValueError or TypeError raised in the block (a constructor refusing a setting) ends
+    the program as a usage error: one line ``prog: error: message`` on stderr, exit status 2.
+
+    Example:
+        >>> with usage_errors():  # a bad --lr-g stops here, naming Adam's check
+        ...     opt_g = Adam(G.parameters(), lr=config.lr_g)
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        prog = Path(sys.argv[0]).name or "tinygan"
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def require_choice(name: str, value: Any, choices: Sequence[Any]) -> None:

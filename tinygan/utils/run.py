@@ -1,15 +1,19 @@
 """A training run's folder: settings, progress, sample grids, losses, checkpoints, resume.
 
-A training loop owns the algorithm; a :class:`Run` keeps its records, called from the loop
-between steps::
+A training loop owns the algorithm and every change of its state (the updates, the EMA
+of G, BatchNorm statistics measured before sampling); a :class:`Run` keeps its records,
+called from the loop between steps, and changes no weight and no process setting::
 
-    run = Run(config, G, D, opt_g, opt_d, stream=sys.stdout)
+    run = Run(config, G, D, opt_g, opt_d, ema, streams, stream=sys.stdout)
     for step in run.steps():          # resumes after the checkpoint's step when asked
         ...                           # one discriminator and one generator update
         run.log(step, d_loss=..., g_loss=...)
         if run.due(step, config.sample_every):
-            run.save_samples(step)
+            run.save_samples(step, sampler)
         ...
+
+The one exception is ``--resume``: :meth:`steps` loads the checkpoint into the networks,
+the optimizers and the EMA it was given, before the first step.
 
 The folder ``config.out`` holds ``config.json`` (the settings), ``samples/step_XXXXXX.png``
 (a grid from a fixed noise batch), ``losses.csv`` and ``losses.png``, ``checkpoint.npz``
@@ -52,7 +56,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from tinygan import metrics
-from tinygan.backend import array_module, keep_freed_memory, normalize_device
+from tinygan.backend import array_module, normalize_device
 from tinygan.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from tinygan.ema import EMA, recompute_batchnorm
 from tinygan.gan import generate, generate_many
@@ -63,7 +67,7 @@ from tinygan.utils.cli import require_positive, require_range
 from tinygan.utils.fileio import atomic_write
 from tinygan.utils.images import save_gif, save_grid, save_loss_plot, save_metrics_plot, save_strip
 from tinygan.utils.progress import Progress
-from tinygan.utils.streams import BATCHNORM_NOISE, INTERPOLATION, SAMPLES, RandomStreams
+from tinygan.utils.streams import INTERPOLATION, SAMPLES, RandomStreams
 
 HISTORY = ("step", "d_loss", "g_loss", "d_real", "d_fake", "penalty", "seconds")
 # The files a run (or --sample) writes in its folder, besides the grids in samples/.
@@ -114,10 +118,11 @@ class RunConfig:
             (tinygan.metrics: Fréchet distance, inception-style score, class coverage;
             MNIST only), written to metrics.csv and the progress output; 0: never.
         ema: decay of an exponential moving average of G's weights (tinygan.ema), which the
-            grids, the scores and --sample then draw with; 0: off, G as it is.
+            grids, the scores and --sample draw with; 0: off, G draws them.
         resume: continue from out/checkpoint.npz (from step 0 when there is none yet).
         overwrite: delete the run in out (only the files a run writes) and start again.
         sample: only load out/checkpoint.npz and write a sample grid and an interpolation.
+        reference: run only the plain compositions the tour teaches (no tinygan/fast/).
     """
 
     steps: int = 2000
@@ -133,18 +138,30 @@ class RunConfig:
     resume: bool = False
     overwrite: bool = False
     sample: bool = False
+    reference: bool = False
 
     def __post_init__(self) -> None:
-        require_positive(self, "steps", "z_dim", "log_every")
-        require_range(self, "seed", "sample_every", "checkpoint_every", "eval_every", low=0)
-        require_range(self, "ema", low=0, high=1)
-        if self.device != "auto":
-            normalize_device(self.device)
-        if self.resume and self.overwrite:
-            raise ValueError(
-                "--resume and --overwrite exclude each other: --resume continues the run in "
-                "--out, --overwrite deletes it and starts again"
-            )
+        check_run_settings(self)
+
+
+def check_run_settings(config: Any) -> None:
+    """Check the settings a :class:`Run` reads (the fields of :class:`RunConfig`).
+
+    Raises:
+        ValueError: naming the setting, its allowed range and its value.
+    """
+    require_positive(config, "steps", "z_dim", "log_every")
+    require_range(config, "seed", "sample_every", "checkpoint_every", "eval_every", low=0)
+    require_range(config, "ema", low=0, high=1)
+    if config.device != "auto":
+        normalize_device(config.device)
+    if config.resume and config.overwrite:
+        raise ValueError(
+            "--resume and --overwrite exclude each other: --resume continues the run in "
+            "--out, --overwrite deletes it and starts again"
+        )
+    if config.eval_every and getattr(config, "dataset", "mnist") != "mnist":
+        raise ValueError("eval_every scores digits with an MNIST classifier: MNIST runs only")
 
 
 class Run:
@@ -154,10 +171,18 @@ class Run:
         eval_samples: generated images scored at each evaluation.
 
     Args:
-        config: the run's settings (a :class:`RunConfig`, usually a demo's subclass).
+        config: the run's settings: a dataclass with the fields of :class:`RunConfig`
+            (checked here, see :func:`check_run_settings`) and the algorithm's own.
         generator, discriminator: the two networks, already on their device.
         opt_g, opt_d: their optimizers.
+        ema: the EMA of the generator the loop keeps (with ``--ema``), checkpointed and
+            resumed with the networks; None: none.
+        streams: the run's random streams (the loop draws its noise from the same object);
+            the grids, the scores and the EMA's BatchNorm statistics draw from it too.
         stream: where progress and messages go (the demos pass ``sys.stdout``); None: nowhere.
+
+    Raises:
+        ValueError: a setting of the run is out of its range.
     """
 
     eval_samples = 2000
@@ -169,13 +194,17 @@ class Run:
         discriminator: Module,
         opt_g: Optimizer,
         opt_d: Optimizer,
+        ema: EMA | None = None,
+        streams: RandomStreams | None = None,
         stream: TextIO | None = None,
     ) -> None:
+        check_run_settings(config)
         self.config = config
         self.generator, self.discriminator = generator, discriminator
         self.opt_g, self.opt_d = opt_g, opt_d
+        self.ema = ema
         self.out = Path(config.out)
-        self.streams = RandomStreams(config.seed)
+        self.streams = RandomStreams(config.seed) if streams is None else streams
         self.device = next(iter(generator.parameters())).device
         self.step = 0  # the last finished step
         self.checkpoint_step = 0  # the step of the checkpoint in the folder (0: none)
@@ -183,21 +212,6 @@ class Run:
         self.history: dict[str, list[float]] = {name: [] for name in HISTORY}
         self.metrics_history: list[dict[str, float]] = []  # one row per evaluation
         self.progress = Progress(config.steps, 0, stream, config.log_every)
-        self.ema = EMA(generator, config.ema) if config.ema else None
-
-    @property
-    def sampler(self) -> Module:
-        """The generator that draws the grids and the scored samples: G, or its EMA.
-
-        The EMA's BatchNorm statistics (if G has BatchNorm) are measured afresh under the
-        averaged weights, on 8 batches of 64 noise vectors of their own stream (see
-        :mod:`tinygan.ema` for why, and for the measurements).
-        """
-        if self.ema is None:
-            return self.generator
-        z = self.streams.rng(BATCHNORM_NOISE).standard_normal((8, 64, self.config.z_dim))
-        self.ema.recompute_batchnorm(Tensor(b.astype(np.float32)).to(self.device) for b in z)
-        return self.ema.model
 
     # ------------------------------------------------------------------ the loop's side
     def steps(self) -> Iterator[int]:
@@ -226,8 +240,7 @@ class Run:
         self.message(f"done: {self.step} steps in {self.history['seconds'][-1]:.0f} s{where}")
 
     def log(self, step: int, **values: float) -> None:
-        """Step ``step`` is finished: record its losses, update the progress line and the
-        EMA of G (with ``--ema``).
+        """Step ``step`` is finished: record its losses and update the progress line.
 
         ``values`` are the columns of ``losses.csv`` (``d_loss``, ``g_loss``, ``d_real``,
         ``d_fake``, ``penalty``; a missing one is recorded as 0).
@@ -253,8 +266,6 @@ class Run:
         for name in HISTORY[1:]:
             self.history[name].append(float(values.get(name, 0.0)))
         self.progress.update(step, {"d_loss": values["d_loss"], "g_loss": values["g_loss"]})
-        if self.ema is not None:
-            self.ema.update()
 
     def due(self, step: int, every: int) -> bool:
         """True every ``every`` steps and at the last step (never when ``every`` is 0)."""
@@ -265,13 +276,17 @@ class Run:
         self.progress.message(text)
 
     # ------------------------------------------------------------------ records
-    def save_samples(self, step: int, images: np.ndarray | None = None, nrow: int = 8) -> Path:
+    def save_samples(
+        self, step: int, sampler: Module | None = None, images: np.ndarray | None = None,
+        nrow: int = 8,
+    ) -> Path:  # fmt: skip
         """The grid of step ``step`` as ``samples/step_XXXXXX.png``.
 
         Args:
             step: the step just finished.
-            images: what to draw, (N, C, H, W) in [-1, 1]; default :attr:`sampler` of 64
-                fixed noise vectors (the grid noise stream), the same at every step.
+            sampler: the generator that draws the grid (G, or its EMA), in eval mode, from
+                64 fixed noise vectors (the grid noise stream), the same at every step.
+            images: what to draw instead, (N, C, H, W) in [-1, 1].
             nrow: images per row.
 
         Also redraws ``progress.gif``, every grid of the run so far, one frame each.
@@ -282,7 +297,7 @@ class Run:
         self._check_weights(("generator", self.generator), what=f"the grid of step {step}")
         if images is None:
             z = Tensor(self.streams.grid_noise(64, self.config.z_dim)).to(self.device)
-            images = generate(self.sampler, z)
+            images = generate(sampler, z)
         path = self.out / "samples" / f"step_{step:06d}.png"
         save_grid(images, path, nrow=nrow)
         grids = sorted(p for p in path.parent.iterdir() if _GRID_NAME.fullmatch(p.name))
@@ -348,9 +363,10 @@ class Run:
     def metrics_path(self) -> Path:
         return self.out / "metrics.csv"
 
-    def evaluate(self, step: int) -> metrics.QualityScores:
-        """Score ``eval_samples`` images of :attr:`sampler`; write ``metrics.csv`` and
-        ``metrics.png`` (each score against the steps, beside the real-data floor).
+    def evaluate(self, step: int, sampler: Module) -> metrics.QualityScores:
+        """Score ``eval_samples`` images of ``sampler`` (G, or its EMA); write
+        ``metrics.csv`` and ``metrics.png`` (each score against the steps, beside the
+        real-data floor).
 
         The noise is the same at every evaluation (a stream no training step draws from),
         so the scores follow the generator, not the noise; generating in eval mode leaves
@@ -358,7 +374,7 @@ class Run:
         """
         self._check_weights(("generator", self.generator), what=f"the scores of step {step}")
         z = self.streams.evaluation_noise(self.eval_samples, self.config.z_dim)
-        scores = metrics.score(generate_many(self.sampler, z, self.device))
+        scores = metrics.score(generate_many(sampler, z, self.device))
         self.metrics_history.append({"step": float(step), **scores.as_dict()})
         text = io.StringIO()
         columns = ["step", *scores.as_dict()]  # rows of older runs may lack a newer score
@@ -376,9 +392,7 @@ class Run:
 
     # ------------------------------------------------------------------ internals
     def _start(self) -> None:
-        """Claim the folder (see the module docstring), resume, write ``config.json``;
-        let malloc keep freed memory for the next step (:func:`keep_freed_memory`).
-        """
+        """Claim the folder (see the module docstring), resume, write ``config.json``."""
         found = check_folder(self.config)
         if self.config.resume:
             self.resume()
@@ -387,7 +401,6 @@ class Run:
             self.message(f"--overwrite: deleted the earlier run's {', '.join(found)}")
         self.out.mkdir(parents=True, exist_ok=True)
         self._write_config()
-        keep_freed_memory()  # every step frees and allocates the same arrays again
         self._seconds_before = self.history["seconds"][-1] if self.history["seconds"] else 0.0
         self.progress = Progress(
             self.config.steps, self.step, self.progress.stream, self.config.log_every
@@ -555,7 +568,7 @@ def load_sampler(generator: Module, checkpoint: str | Path, z_dim: int, seed: in
     """Load the weights a run samples with into ``generator`` (already on its device).
 
     That is the EMA of G when the run kept one (``--ema``; its BatchNorm statistics then
-    measured afresh, as :attr:`Run.sampler` does), else G itself.
+    measured afresh, as the training loop does before it draws), else G itself.
 
     Returns:
         ``"generator_ema"`` or ``"generator"``: which weights were loaded.
@@ -566,8 +579,8 @@ def load_sampler(generator: Module, checkpoint: str | Path, z_dim: int, seed: in
     load_checkpoint(checkpoint, **{name: generator})
     if name == "generator_ema":
         device = next(iter(generator.parameters())).device
-        z = RandomStreams(seed).rng(BATCHNORM_NOISE).standard_normal((8, 64, z_dim))
-        recompute_batchnorm(generator, (Tensor(b.astype(np.float32)).to(device) for b in z))
+        noise = RandomStreams(seed).batchnorm_noise(z_dim)
+        recompute_batchnorm(generator, (Tensor(z).to(device) for z in noise))
     return name
 
 

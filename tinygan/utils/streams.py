@@ -55,3 +55,10 @@ class RandomStreams:
     def penalty(self, step: int, update: int = 0) -> np.random.Generator:
         """Draws WGAN-GP's epsilon for discriminator update ``update`` of ``step``."""
         return self.rng(PENALTY, step, update)
+
+    def batchnorm_noise(self, z_dim: int, batches: int = 8, n: int = 64) -> np.ndarray:
+        """The z on which an EMA generator's BatchNorm statistics are measured, float32
+        (batches, n, z_dim): the same every time (see :mod:`tinygan.ema`).
+        """
+        z = self.rng(BATCHNORM_NOISE).standard_normal((batches, n, z_dim))
+        return z.astype(np.float32)

@@ -1,0 +1,377 @@
+"""Every fast path (tinygan.fast) against the plain composition it replaces.
+
+``tinygan.use_fast_paths(False)`` runs the lesson's compositions only; each test below
+computes the same thing both ways and holds the fast path to the composition: forward,
+first order (the array shortcuts of plain training) and second order (the op-built
+backward a recorded graph uses). The op table (test_ops.py) and the convolution tests
+(test_conv.py) run with the fast paths both on and off as well.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import tinygan as tg
+from tinygan import fast, models, optim
+from tinygan import functional as F
+from tinygan.fast import optim as fast_optim
+from tinygan.fast.memory import keep_freed_memory
+
+
+def reference(fn, *args, **kwargs):
+    """``fn(*args)`` with the fast paths off: the lesson's compositions only."""
+    with tg.use_fast_paths(False):
+        return fn(*args, **kwargs)
+
+
+def op_classes(t: tg.Tensor) -> set[type]:
+    """The Function classes of every op in the graph that made ``t``."""
+    seen, stack, classes = set(), [t], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or node._ctx is None:
+            continue
+        seen.add(id(node))
+        classes.add(type(node._ctx))
+        stack.extend(node._ctx.inputs)
+    return classes
+
+
+def fast_ops_in(t: tg.Tensor) -> set[str]:
+    return {c.__name__ for c in op_classes(t) if c.__module__.startswith("tinygan.fast")}
+
+
+def _leaves(dtype, seed, *shapes):
+    rng = np.random.default_rng(seed)
+    return [tg.tensor(rng.standard_normal(s), dtype=dtype, requires_grad=True) for s in shapes]
+
+
+# ------------------------------------------------------------------------------ the switch
+
+
+def test_use_fast_paths_is_a_call_and_a_with_block():
+    assert fast.enabled()
+    with tg.use_fast_paths(False):
+        assert not fast.enabled()
+        with tg.use_fast_paths(True):
+            assert fast.enabled()
+        assert not fast.enabled()
+    assert fast.enabled()
+    try:
+        tg.use_fast_paths(False)  # a plain call switches at once, until switched back
+        assert not fast.enabled()
+    finally:
+        tg.use_fast_paths(True)
+    assert fast.enabled()
+
+
+def test_the_switch_belongs_to_one_thread():
+    seen = []
+    with tg.use_fast_paths(False):
+        worker = threading.Thread(target=lambda: seen.append(fast.enabled()))
+        worker.start()
+        worker.join()
+        assert not fast.enabled()
+    assert seen == [True]  # a new thread starts with the fast paths on
+
+
+def test_reference_mode_records_only_the_lessons_ops():
+    """A DCGAN-28 forward and backward, with the penalty's double backward, under
+    ``use_fast_paths(False)`` meets no op of tinygan.fast; with them on, every one."""
+    G, D = models.mnist_models("dcgan", z_dim=8, seed=0)
+    z = tg.tensor(np.random.default_rng(0).standard_normal((4, 8)), dtype="float32")
+
+    def graph():
+        fake = G(z)
+        (gx,) = tg.grad(D(fake).sum(), [fake], create_graph=True)
+        return (gx * gx).sum() + D(fake).sum()
+
+    assert fast_ops_in(reference(graph)) == set()
+    assert fast_ops_in(graph()) == {
+        "MatMul", "LeakyReLU", "BatchStandardize", "StridedConv2d", "SubPixelConvTranspose2d"
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ MatMul
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_layouts_give_the_plain_products(dtype) -> None:
+    """The outer-product forward and the transposed-view weight gradient of MatMul equal
+    the composition's products bit for bit, and a Linear layer's weight gradient is
+    row-major."""
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((7, 1)).astype(dtype), rng.standard_normal((1, 9)).astype(dtype)
+    np.testing.assert_array_equal(F.matmul(tg.tensor(a), tg.tensor(b)).data, np.matmul(a, b))
+    x = tg.tensor(rng.standard_normal((6, 5)).astype(dtype), requires_grad=True)
+    w = tg.tensor(rng.standard_normal((4, 5)).astype(dtype), requires_grad=True)
+    g = rng.standard_normal((6, 4)).astype(dtype)
+    gx, gw = tg.grad(F.linear(x, w), [x, w], grad_outputs=g)
+    ref_gx, ref_gw = reference(lambda: tg.grad(F.linear(x, w), [x, w], grad_outputs=g))
+    np.testing.assert_array_equal(gw.data, ref_gw.data)
+    np.testing.assert_array_equal(gx.data, ref_gx.data)
+    assert gw.data.flags.c_contiguous and not ref_gw.data.flags.c_contiguous
+
+
+def test_matmul_layouts_second_order():
+    x, w = _leaves("float64", 6, (3, 4), (2, 4))
+    assert tg.gradgradcheck(lambda x, w: F.linear(x, w), [x, w])
+    u, v = _leaves("float64", 7, (5, 1), (1, 3))  # the outer product
+    assert tg.gradgradcheck(F.matmul, [u, v])
+
+
+# ------------------------------------------------------------------------------ LeakyReLU
+
+
+@pytest.mark.parametrize("slope", [0.2, 0.01, 0.0, 1.0, -1.5])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_leaky_relu_equals_the_composition(slope: float, dtype: str) -> None:
+    """Forward (max(x, a x)) and the array backward against the lesson op, bit for bit, on
+    a channels-last view (the layout convolutions hand it) holding exact zeros."""
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal((2, 4, 3, 5)).astype(dtype)
+    values[0, 1] = 0.0  # the kink: both paths use the slope a there
+    x = tg.tensor(values.transpose(0, 3, 1, 2), dtype=dtype, requires_grad=True)
+    g = tg.tensor(rng.standard_normal(x.shape), dtype=dtype, requires_grad=True)
+    y, ref = F.leaky_relu(x, slope), reference(F.leaky_relu, x, slope)
+    np.testing.assert_array_equal(y.numpy(), ref.numpy())
+    (fast_g,) = tg.grad(y, [x], grad_outputs=g, retain_graph=True)  # arrays
+    (built,) = tg.grad(y, [x], grad_outputs=g, create_graph=True)  # tinygan ops
+    (ref_g,) = reference(lambda: tg.grad(ref, [x], grad_outputs=g))
+    assert built.requires_grad and not fast_g.requires_grad  # built is linear in g
+    assert fast_g.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(fast_g.numpy(), ref_g.numpy())
+    np.testing.assert_array_equal(built.numpy(), ref_g.numpy())
+
+
+# ------------------------------------------------------------------------------ BatchNorm
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5, 5)])
+def test_batch_standardize_equals_the_composition(shape: tuple[int, ...]) -> None:
+    """The fused op's forward, array backward (no graph recorded) and op-built backward
+    against :func:`functional.standardize`, and the same running statistics."""
+    rng = np.random.default_rng(3)
+    x = tg.tensor(rng.standard_normal(shape) * 3 + 1, requires_grad=True)  # float64
+    g = rng.standard_normal(shape)
+    channels = shape[1]
+    stats = [np.zeros(channels), np.ones(channels)]
+    ref_stats = [np.zeros(channels), np.ones(channels)]
+    y = F.batch_norm(x, *stats, training=True)
+    ref = reference(F.batch_norm, x, *ref_stats, training=True)
+    assert "BatchStandardize" in fast_ops_in(y) and not fast_ops_in(ref)
+    np.testing.assert_allclose(y.data, ref.data, rtol=1e-12, atol=1e-12)
+    for a, r in zip(stats, ref_stats):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+    (fast_g,) = tg.grad(y, [x], grad_outputs=g, retain_graph=True)  # the array formula
+    (built,) = tg.grad(y, [x], grad_outputs=g, create_graph=True)  # the tinygan ops
+    (ref_g,) = reference(lambda: tg.grad(ref, [x], grad_outputs=g))
+    assert built.requires_grad and not fast_g.requires_grad
+    np.testing.assert_allclose(fast_g.data, ref_g.data, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(built.data, ref_g.data, rtol=1e-10, atol=1e-12)
+
+
+def test_batch_standardize_second_order():
+    (x,) = _leaves("float64", 11, (5, 2, 2, 3))
+    assert tg.gradgradcheck(lambda x: F.batch_norm(x, None, None, training=True) ** 3, [x])
+
+
+# ------------------------------------------------------------------------------ convolution
+# DCGAN's shape (kernel 4, stride 2, padding 1) runs as two fused ops: SubPixelConvTranspose2d
+# (forward by the sub-pixel identity) and StridedConv2d (whose input gradient is that
+# transposed convolution). The lesson's im2col/col2im compositions are their reference:
+# forward, first order and second order.
+
+FAST_CASES = [
+    # x shape (N, C_in, H, W), C_out: every case takes the fast path
+    ((2, 3, 3, 3), 2),
+    ((1, 4, 2, 5), 3),  # H != W
+    ((3, 8, 4, 4), 4),  # C_in < 4 C_out by one channel's worth
+    ((2, 1, 1, 1), 1),  # a single pixel
+]
+
+
+@pytest.mark.parametrize(("x_shape", "c_out"), FAST_CASES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sub_pixel_conv_transpose2d_equals_the_composition(x_shape, c_out, dtype) -> None:
+    x, w, b = _leaves(dtype, 8, x_shape, (x_shape[1], c_out, 4, 4), (c_out,))
+    y = F.conv_transpose2d(x, w, b, stride=2, padding=1)
+    assert type(y._ctx).__name__ == "SubPixelConvTranspose2d"
+    ref = reference(F.conv_transpose2d, x, w, b, stride=2, padding=1)
+    assert not fast_ops_in(ref)
+    assert y.shape == ref.shape and y.dtype == np.dtype(dtype)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=tol, atol=tol)
+    g = np.random.default_rng(9).standard_normal(y.shape).astype(dtype)
+    fast_g = tg.grad(y, [x, w, b], grad_outputs=g)
+    slow = reference(lambda: tg.grad(ref, [x, w, b], grad_outputs=g))
+    for a, r in zip(fast_g, slow):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=tol, atol=tol)
+
+
+STRIDED_CASES = [
+    # x shape (N, C, H, W), O: a convolution of DCGAN's layer, kernel 4, stride 2, padding 1
+    ((2, 2, 6, 6), 3),  # its input gradient by the sub-pixel identity (3 < 4 * 2)
+    ((1, 3, 4, 10), 5),  # the same, H != W
+    ((2, 1, 6, 6), 4),  # its input gradient by col2im (4 >= 4 * 1)
+    ((2, 2, 5, 7), 3),  # odd sizes: the input gradient needs output_padding, so col2im
+]
+
+
+@pytest.mark.parametrize(("x_shape", "o"), STRIDED_CASES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_strided_conv2d_equals_the_composition(x_shape, o, dtype) -> None:
+    x, w, b = _leaves(dtype, 10, x_shape, (o, x_shape[1], 4, 4), (o,))
+    y = F.conv2d(x, w, b, stride=2, padding=1)
+    assert type(y._ctx).__name__ == "StridedConv2d"
+    ref = reference(F.conv2d, x, w, b, stride=2, padding=1)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=tol, atol=tol)
+    g = np.random.default_rng(12).standard_normal(y.shape).astype(dtype)
+    fast_g = tg.grad(y, [x, w, b], grad_outputs=g, retain_graph=True)  # arrays for dL/dw
+    built = tg.grad(y, [x, w, b], grad_outputs=g, create_graph=True)  # tinygan ops
+    slow = reference(lambda: tg.grad(ref, [x, w, b], grad_outputs=g))
+    for a, c, r in zip(fast_g, built, slow):
+        assert a.shape == r.shape and a.dtype == c.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(c.numpy(), r.numpy(), rtol=tol, atol=tol)
+
+
+def test_other_shapes_take_the_general_path() -> None:
+    """Transposed convolutions where the sub-pixel identity does not hold or would move more
+    memory (DCGAN's last layer, 64 -> 1 channels), and convolutions of any other shape than
+    DCGAN's layer, keep the im2col/col2im composition."""
+    rng = np.random.default_rng(13)
+    x = tg.tensor(rng.standard_normal((1, 8, 3, 3)), requires_grad=True)
+    for w_shape, stride, padding, output_padding in [
+        ((8, 1, 4, 4), 2, 1, 0),
+        ((8, 2, 4, 4), 2, 1, 0),  # C_in = 4 C_out
+        ((8, 9, 4, 4), 2, 1, 1),  # output padding
+        ((8, 9, 4, 4), 2, 0, 0),
+        ((8, 9, 3, 3), 2, 1, 0),
+        ((8, 9, 4, 4), 1, 1, 0),
+    ]:
+        w = tg.tensor(rng.standard_normal(w_shape))
+        y = F.conv_transpose2d(x, w, None, stride, padding, output_padding)
+        assert type(y._ctx).__name__ == "Col2im", (w_shape, stride, padding, output_padding)
+        y = F.conv2d(y, w, None, stride, padding)  # (8, C_out, KH, KW) as (O, C, KH, KW)
+        dcgan = (w_shape[2], stride, padding) == (4, 2, 1)
+        assert type(y._ctx).__name__ == ("StridedConv2d" if dcgan else "Transpose")
+
+
+def _dcgan_critic(x, w1, b1, w2, b2, w3):
+    """DCGAN's critic in miniature: two strided convolutions, the second one's input
+    gradient by the sub-pixel identity."""
+    h = F.leaky_relu(F.conv2d(x, w1, b1, stride=2, padding=1), 0.2)
+    h = F.leaky_relu(F.conv2d(h, w2, b2, stride=2, padding=1), 0.2)
+    return F.linear(h.reshape(x.shape[0], -1), w3)
+
+
+def test_gradient_penalty_through_the_fast_paths_equals_the_composition() -> None:
+    """WGAN-GP differentiates the critic's input gradient again: through StridedConv2d's
+    backward and SubPixelConvTranspose2d's. Both orders against the composition."""
+    rng = np.random.default_rng(14)
+    x = tg.tensor(rng.standard_normal((3, 1, 8, 8)), requires_grad=True)
+    shapes = [(4, 1, 4, 4), (4,), (6, 4, 4, 4), (6,), (1, 24)]
+    params = [tg.tensor(rng.standard_normal(s) * 0.5, requires_grad=True) for s in shapes]
+
+    def penalty_gradients():
+        (gx,) = tg.grad(_dcgan_critic(x, *params).sum(), [x], create_graph=True)
+        penalty = (((gx * gx).sum(axis=(1, 2, 3)) - 1.0) ** 2).mean()
+        return tg.grad(penalty, params, allow_unused=True)
+
+    fast_g, slow = penalty_gradients(), reference(penalty_gradients)
+    for a, r in zip(fast_g, slow):
+        assert (a is None) == (r is None)
+        if a is not None:
+            np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
+    assert np.abs(fast_g[2].numpy()).max() > 1e-3  # a second derivative, and non-zero
+
+
+def test_fused_convolutions_second_order_by_finite_differences() -> None:
+    """gradgradcheck of both fused ops with all their inputs (the op table checks the
+    DCGAN rows too; these add batch > 1 and H != W)."""
+    rng = np.random.default_rng(15)
+    x = tg.tensor(rng.standard_normal((2, 3, 2, 3)), requires_grad=True)
+    w = tg.tensor(rng.standard_normal((3, 2, 4, 4)), requires_grad=True)
+    b = tg.tensor(rng.standard_normal(2), requires_grad=True)
+    assert tg.gradgradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1), [x, w, b])
+    y = tg.tensor(rng.standard_normal((2, 2, 4, 6)), requires_grad=True)
+    b3 = tg.tensor(rng.standard_normal(3), requires_grad=True)
+    assert tg.gradgradcheck(lambda y, w, b: F.conv2d(y, w, b, 2, 1), [y, w, b3])
+
+
+# ------------------------------------------------------------------------------ Adam
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_with_scratch_is_the_formula_bit_for_bit(weight_decay, dtype):
+    """Five steps of the fast Adam and of the lesson's formula, on parameters of several
+    shapes (one without a gradient at some steps): identical parameters and moments."""
+    rng = np.random.default_rng(1)
+    shapes = [(3, 4), (5,), (2, 2, 3)]
+    start = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    runs = []
+    for enabled in (True, False):
+        params = [tg.tensor(a.copy(), requires_grad=True) for a in start]
+        opt = optim.Adam(params, lr=0.01, betas=(0.5, 0.9), weight_decay=weight_decay)
+        grads = np.random.default_rng(2)
+        with tg.use_fast_paths(enabled):
+            for step in range(5):
+                for i, p in enumerate(params):
+                    g = grads.standard_normal(p.shape).astype(dtype)
+                    p.grad = None if (i == 1 and step == 2) else tg.tensor(g)
+                opt.step()
+        runs.append((params, opt.state_dict()))
+    (fast_params, fast_state), (ref_params, ref_state) = runs
+    for p, q in zip(fast_params, ref_params):
+        assert p.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+    assert fast_state.keys() == ref_state.keys()
+    for key, value in fast_state.items():
+        np.testing.assert_array_equal(value, ref_state[key], err_msg=key)
+
+
+def test_adam_scratch_leaves_parameters_independent():
+    """One optimizer over parameters of several shapes and dtypes (its intermediates share
+    one scratch array per dtype) moves each exactly as an optimizer of its own would."""
+    rng = np.random.default_rng(2)
+    shapes = [((3, 4), "float32"), (5, "float64"), ((2, 2), "float32"), (7, "float32")]
+    arrays = [rng.standard_normal(s).astype(d) for s, d in shapes]
+    together = [tg.tensor(a, requires_grad=True) for a in arrays]
+    alone = [tg.tensor(a, requires_grad=True) for a in arrays]
+    make = lambda ps: optim.Adam(ps, lr=0.01, betas=(0.5, 0.99))  # noqa: E731
+    opt, opts = make(together), [make([p]) for p in alone]
+    for _ in range(3):
+        grads = [rng.standard_normal(a.shape).astype(a.dtype) for a in arrays]
+        for p, q, g in zip(together, alone, grads):
+            p.grad, q.grad = tg.tensor(g), tg.tensor(g)
+        opt.step()
+        for o in opts:
+            o.step()
+        for p, q in zip(together, alone):
+            assert p.dtype == q.dtype
+            np.testing.assert_array_equal(p.numpy(), q.numpy())
+    live = [p.data for p in together] + [
+        v for state in opt.state for v in state.values() if isinstance(v, np.ndarray)
+    ]
+    buffers = fast_optim._buffers[opt].values()
+    assert len(buffers) == 2  # float32 and float64
+    for array in live:  # parameters and state own their memory; the scratch is apart
+        for buffer in buffers:
+            assert not np.shares_memory(array, buffer)
+
+
+# ------------------------------------------------------------------------------ memory
+
+
+def test_keep_freed_memory_takes_effect_on_glibc_only():
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc
