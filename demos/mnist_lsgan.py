@@ -27,13 +27,11 @@ The recipe: G learns five times faster than D (Adam 1e-3 against 2e-4), Adam's b
 177 +- 10, where 0.1.0's recipe (2e-4 for both, beta2 0.999, no EMA) scored 356 after
 2,000 (benchmarks/quality.py --sweep, BENCHMARKS.md).
 
-To train another GAN, change the two loss functions in the loop: losses.gan_d_loss and
-losses.gan_g_loss give the original (non-saturating) GAN. tinygan/train.py is the same
-loop with k discriminator steps and WGAN-GP's gradient penalty, for the other demos; a
-test holds the two loops to the same checkpoints. Optimisations that replace the plain
-compositions (fused convolutions, BatchNorm, Adam without temporaries) live in
-tinygan/fast/; --reference turns them off. Samples, loss curves and checkpoints go to
-runs/mnist_lsgan/.
+Change the two loss lines to train another GAN (losses.gan_d_loss and losses.gan_g_loss:
+the original, non-saturating one). tinygan/train.py is this loop with k discriminator
+steps and WGAN-GP's penalty, for the other demos (a test holds the two to the same
+checkpoints). Optimisations of the plain compositions (fused convolutions, BatchNorm,
+Adam without temporaries) live in tinygan/fast/; --reference turns them off.
 """
 
 import sys
@@ -155,8 +153,8 @@ def main() -> None:
         real_scores, fake_scores = D(real), D(fake.detach())  # (n, 1) each
         d_loss = losses.lsgan_d_loss(real_scores, fake_scores)
         opt_d.minimize(d_loss)  # .grad = dL_D/dθ_D for D's parameters, then one Adam step
-        # Generator: D(G(z)) -> 1, through D into G. Only G's parameters move (D's running
-        # BatchNorm statistics do see the fakes, in training mode, as in PyTorch).
+        # Generator: D(G(z)) -> 1, through D into G. Only G's parameters move (D's BatchNorm
+        # running statistics do see the fakes: D runs in training mode, as in PyTorch).
         g_loss = losses.lsgan_g_loss(D(fake))
         opt_g.minimize(g_loss)
         if ema is not None:

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from tinygan import data, models, optim
+from tinygan import data, models, optim, use_fast_paths
 from tinygan.backend import normalize_device, resolve_device
 from tinygan.gan import generate
 from tinygan.semi_supervised import (
@@ -85,6 +85,7 @@ class SemiSupervisedConfig:
         eval_every: steps between test accuracies.
         log_every: steps between progress lines when output is not a terminal.
         out: the output folder.
+        reference: run only the plain compositions the tour teaches (no tinygan/fast/).
         overwrite: replace the results of an earlier run in ``out`` (else refused).
     """
 
@@ -106,6 +107,7 @@ class SemiSupervisedConfig:
     log_every: int = 100
     out: str = "runs/mnist_semi_supervised"
     overwrite: bool = False
+    reference: bool = False
 
     def __post_init__(self) -> None:
         require_choice("dataset", self.dataset, ("mnist", "fashion-mnist"))
@@ -183,6 +185,7 @@ def train(name: str, classifier, update, config, test_images, test_labels) -> di
 
 def main() -> None:
     config = parse_config(SemiSupervisedConfig)
+    use_fast_paths(not config.reference)  # --reference: the tour's compositions only
     refuse_to_replace(config.out, ("results.json", "samples.png"), config.overwrite)
     device = resolve_device(config.device)
     train_x, train_y, test_x, test_y, source = load_data(config)

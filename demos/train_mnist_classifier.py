@@ -41,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 import tinygan as tg
-from tinygan import data, models, optim
+from tinygan import data, models, optim, use_fast_paths
 from tinygan.metrics import WEIGHTS_PATH
 from tinygan.tensor import Tensor
 from tinygan.utils.cli import parse_config, require_positive, require_range
@@ -62,6 +62,7 @@ class ClassifierConfig:
         shift: largest random shift of a training image, in pixels (0: no augmentation).
         seed: seeds the weights, the batch order and the shifts.
         out: the folder to write mnist_lenet.npz and mnist_lenet.json to.
+        reference: run only the plain compositions the tour teaches (no tinygan/fast/).
         overwrite: replace the files of an earlier run in ``out`` (else refused).
         replace_shipped_weights: also copy both over tinygan/weights/ (which every quality
             score uses); refused unless the held-out accuracy is at least the shipped
@@ -76,6 +77,7 @@ class ClassifierConfig:
     seed: int = 0
     out: str = "runs/mnist_classifier"
     overwrite: bool = False
+    reference: bool = False
     replace_shipped_weights: bool = False
 
     def __post_init__(self) -> None:
@@ -153,6 +155,7 @@ def replace_shipped_weights(weights: Path) -> None:
 
 def main() -> None:
     config = parse_config(ClassifierConfig)
+    use_fast_paths(not config.reference)  # --reference: the tour's compositions only
     refuse_to_replace(config.out, ("mnist_lenet.npz", "mnist_lenet.json"), config.overwrite)
     to_beat = shipped_accuracy(config) if config.replace_shipped_weights else None
     started = time.perf_counter()

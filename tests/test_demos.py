@@ -180,3 +180,14 @@ def test_main_demo_resumes_exactly_and_is_the_shared_loop(tmp_path):
         assert arrays.keys() == straight.keys()
         for key, value in straight.items():
             np.testing.assert_array_equal(arrays[key], value, err_msg=f"{other}: {key}")
+
+
+@pytest.mark.parametrize(
+    "script",
+    ["mnist_lsgan.py", "mnist_gan.py", "mnist_dcgan.py", "mnist_wgan_gp.py", "mnist_cgan.py",
+     "image_folder_dcgan.py", "mnist_semi_supervised.py", "train_mnist_classifier.py"],
+)  # fmt: skip
+def test_every_training_demo_takes_reference(script):
+    """--reference turns the fast paths of tinygan/fast/ off in every demo that trains."""
+    result = demo_status(script, "--help")
+    assert result.returncode == 0 and "--reference" in result.stdout, result.stderr

@@ -1,7 +1,9 @@
-"""The two updates of a GAN, written once: :func:`d_step` and :func:`g_step`.
+"""The two updates of a GAN as functions: :func:`d_step` and :func:`g_step`.
 
-Goodfellow et al.'s Algorithm 1 alternates them; every loop in tinygan (the main demo
-``demos/mnist_lsgan.py`` and the shared loop of :mod:`tinygan.train`) calls these two::
+Goodfellow et al.'s Algorithm 1 alternates them. The main demo ``demos/mnist_lsgan.py``
+writes both out in its loop; the shared loop of :mod:`tinygan.train` (and the conditional
+demo) call these two, which are the same lines (a test holds the main demo and the shared
+loop to the same checkpoints)::
 
     for k steps:  x ~ data,  z ~ N(0, I)
                   D <- D - lr grad_D [ L_D(D(x), D(G(z))) (+ gradient penalty) ]    d_step
@@ -130,7 +132,8 @@ def g_step(D: Critic, opt_g: Optimizer, g_loss: GLoss, fake: Tensor) -> Tensor:
     """One generator update: score the fakes, L_G, one optimizer step on G's parameters.
 
     Args:
-        D: the discriminator; its weights are not changed here.
+        D: the discriminator; its parameters are not changed here (its BatchNorm running
+            statistics are: D runs in training mode on the fakes, as in PyTorch).
         opt_g: the optimizer of G's parameters.
         g_loss: L_G(D(G(z))), e.g. ``losses.lsgan_g_loss``.
         fake: G(z) with its graph (not detached), so the gradient reaches G.

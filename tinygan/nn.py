@@ -8,10 +8,9 @@ dictionary, filled **by attribute assignment** in ``__init__``:
 * buffers, registered with :meth:`Module.register_buffer`, go to ``_buffers``: raw arrays
   that are state but not trained, such as BatchNorm's running statistics.
 
-Everything else (``self.training``, sizes, strides) is a plain attribute. A module's
-``state_dict()`` lists its parameters, then its buffers, then its sub-modules' entries under
-``<name>.``, which gives PyTorch's key names (``0.weight``, ``1.running_mean``, ...) and
-layouts, so a checkpoint can be compared with, or moved to, PyTorch.
+Everything else (``self.training``, sizes, strides) is a plain attribute. State dicts
+(PyTorch's keys and layouts), ``repr``, ``apply`` and ``to(device)`` come from
+:mod:`tinygan.extras.module`.
 
 Layers initialise their weights on the CPU from an explicit ``rng`` (a NumPy ``Generator``)
 as PyTorch does by default, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``; see :mod:`tinygan.init`.
@@ -37,7 +36,7 @@ import numpy as np
 from tinygan import functional as F
 from tinygan import init
 from tinygan.autograd import no_grad
-from tinygan.backend import is_cupy_array, normalize_device, to_device
+from tinygan.backend import is_cupy_array
 from tinygan.conv import IntPair, as_pair
 from tinygan.extras.module import ModuleExtras
 from tinygan.tensor import Tensor
@@ -171,29 +170,6 @@ class Module(ModuleExtras):
         """Evaluation mode (BatchNorm uses running statistics, Dropout is the identity)."""
         return self.train(False)
 
-    def _apply(self, fn: Any) -> Module:
-        """Replace every parameter array, gradient and buffer by ``fn(array)``, in place."""
-        for module in self.modules():
-            for p in module._parameters.values():
-                p.data = fn(p.data)
-                if p.grad is not None:
-                    p.grad = Tensor(fn(p.grad.data))
-            for name, buffer in module._buffers.items():
-                module._buffers[name] = fn(buffer)
-        return self
-
-    def to(self, device: str) -> Module:
-        """Move every parameter and buffer to ``device`` ("cpu" or "cuda"), in place.
-
-        The Parameter objects stay the same (only their arrays move), but build optimizers
-        after moving: their state lives where the parameters were at the first step.
-
-        Raises:
-            RuntimeError: "cuda" was asked for and no CUDA GPU is usable.
-        """
-        device = normalize_device(device)
-        return self._apply(lambda array: to_device(array, device))
-
     # ------------------------------------------------------------------ calling
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -250,12 +226,6 @@ class Linear(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)
 
-    def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}"
-        )
-
 
 def _init_conv(
     layer: Module,
@@ -308,13 +278,6 @@ class Conv2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}"
-            + ("" if self.bias is not None else ", bias=False")
-        )
-
 
 class ConvTranspose2d(Module):
     """2-D transposed convolution, the adjoint of Conv2d (an upsampling layer in generators).
@@ -343,14 +306,6 @@ class ConvTranspose2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.conv_transpose2d(
             x, self.weight, self.bias, self.stride, self.padding, self.output_padding
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}"
-            + (f", output_padding={self.output_padding}" if any(self.output_padding) else "")
-            + ("" if self.bias is not None else ", bias=False")
         )
 
 
@@ -396,9 +351,6 @@ class _BatchNorm(Module):
             eps=self.eps,
         )
 
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
-
 
 class BatchNorm1d(_BatchNorm):
     """Batch normalisation of (N, C) features, per feature over the batch."""
@@ -437,9 +389,6 @@ class LeakyReLU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
 
-    def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
-
 
 class Tanh(Module):
     """y = tanh(x), the usual last layer of an image generator (outputs in [-1, 1])."""
@@ -465,9 +414,6 @@ class Flatten(Module):
         merged = math.prod(x.shape[start : end + 1])
         return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1 :])
 
-    def extra_repr(self) -> str:
-        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
-
 
 class Unflatten(Module):
     """Split axis ``dim`` into ``unflattened_size``: (N, 6272) -> (N, 128, 7, 7)."""
@@ -484,9 +430,6 @@ class Unflatten(Module):
                 f"elements, which cannot be split into {self.unflattened_size}"
             )
         return x.reshape(x.shape[:dim] + self.unflattened_size + x.shape[dim + 1 :])
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 @contextmanager

@@ -19,8 +19,6 @@ import numpy as np
 
 from tinygan import fast
 from tinygan.autograd import Function
-from tinygan.backend import normalize_device
-from tinygan.backend import to_device as _move_array
 from tinygan.tensor import Tensor
 
 # ------------------------------------------------------------------------------ helpers
@@ -153,19 +151,6 @@ class Mul(Function):
         return ga, gb
 
 
-class Div(Function):
-    """y = a / b.  dL/da = dL/dy / b,  dL/db = -dL/dy * a / b^2 = -dL/dy * y / b."""
-
-    def forward(self, a, b):
-        return a / b
-
-    def backward(self, grad_output):
-        a, b = self.inputs
-        ga = sum_to(grad_output / b, a.shape) if self.needs_input_grad[0] else None
-        gb = sum_to(-(grad_output * self.output) / b, b.shape) if self.needs_input_grad[1] else None
-        return ga, gb
-
-
 def _binary(cls: type[Function], name: str, a: Any, b: Any) -> Tensor:
     a, b = _pair_up(a, b)
     _check_broadcast(name, a, b)
@@ -185,11 +170,6 @@ def sub(a: Any, b: Any) -> Tensor:
 def mul(a: Any, b: Any) -> Tensor:
     """Elementwise ``a * b`` with broadcasting."""
     return _binary(Mul, "mul", a, b)
-
-
-def div(a: Any, b: Any) -> Tensor:
-    """Elementwise ``a / b`` with broadcasting."""
-    return _binary(Div, "div", a, b)
 
 
 class PowScalar(Function):
@@ -273,39 +253,9 @@ class Neg(Function):
         return -grad_output
 
 
-class Exp(Function):
-    """y = e^x.  dL/dx = dL/dy * y."""
-
-    def forward(self, x):
-        return self.xp.exp(x)
-
-    def backward(self, grad_output):
-        return grad_output * self.output
-
-
-class Log(Function):
-    """y = ln x.  dL/dx = dL/dy / x."""
-
-    def forward(self, x):
-        return self.xp.log(x)
-
-    def backward(self, grad_output):
-        return grad_output / self.inputs[0]
-
-
 def neg(x: Tensor) -> Tensor:
     """``-x``."""
     return Neg()(x)
-
-
-def exp(x: Tensor) -> Tensor:
-    """Elementwise e^x."""
-    return Exp()(x)
-
-
-def log(x: Tensor) -> Tensor:
-    """Elementwise natural logarithm."""
-    return Log()(x)
 
 
 # ---------------------------------------------------------------------- activations
@@ -468,19 +418,6 @@ class Transpose(Function):
         return transpose(grad_output, tuple(np.argsort(self.axes)))
 
 
-class ToDevice(Function):
-    """y = x copied to another device.  dL/dx = dL/dy copied back."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-
-    def forward(self, x):
-        return _move_array(x, self.device)
-
-    def backward(self, grad_output):
-        return to_device(grad_output, self.inputs[0].device)
-
-
 def reshape(x: Tensor, shape: Any) -> Tensor:
     """``x`` with a new shape (one entry may be -1)."""
     shape = (shape,) if isinstance(shape, int) else tuple(int(n) for n in shape)
@@ -509,14 +446,6 @@ def swap_last(x: Tensor) -> Tensor:
     return transpose(x, axes)
 
 
-def to_device(x: Tensor, device: str) -> Tensor:
-    """``x`` on ``device`` ("cpu" or "cuda"), differentiable across the move."""
-    target = normalize_device(device)
-    if x.device.split(":")[0] == target:
-        return x
-    return ToDevice(target)(x)
-
-
 # The ops the main demo does not use (indexing, concatenation, padding, upsampling,
 # log-softmax and cross-entropy, abs, clip, max, sqrt), in the same namespace; and the fast
 # paths, which subclass the ops above. Both are imported once those exist.
@@ -526,7 +455,10 @@ from tinygan.extras.ops import (  # noqa: E402, F401
     clip,
     concat,
     cross_entropy,
+    div,
+    exp,
     getitem,
+    log,
     log_softmax,
     logsumexp,
     logsumexp_array,
@@ -536,6 +468,7 @@ from tinygan.extras.ops import (  # noqa: E402, F401
     softmax,
     sqrt,
     stack,
+    to_device,
     upsample_nearest,
     view,
 )

@@ -76,18 +76,6 @@ class Tensor(TensorExtras):
     def is_leaf(self) -> bool:
         return self._ctx is None
 
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __repr__(self) -> str:
-        body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(")
-        extras = [f"dtype={self.dtype}"] if self.dtype != np.float32 else []
-        if self.device != "cpu":
-            extras.append(f"device='{self.device}'")
-        if self.requires_grad:
-            extras.append("requires_grad=True")
-        return "tensor(" + ", ".join([body, *extras]) + ")"
-
     # ------------------------------------------------------------------ conversions
     def numpy(self) -> np.ndarray:
         """A host NumPy copy of the data."""

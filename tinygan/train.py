@@ -50,8 +50,10 @@ class TrainConfig(RunConfig):
             squares) or "wgan-gp" (Wasserstein critic with gradient penalty).
         batch_size: real and fake images per discriminator update.
         optimizer: "adam" or "sgd" (SGD with momentum).
-        lr_g, lr_d: learning rates of generator and discriminator, in (0, inf).
-        beta1, beta2: Adam's betas, in [0, 1).
+        lr_g: the generator's learning rate, in (0, inf).
+        lr_d: the discriminator's learning rate, in (0, inf).
+        beta1: Adam's decay of the gradients' running mean, in [0, 1).
+        beta2: Adam's decay of the squared gradients' running mean, in [0, 1).
         momentum: SGD's momentum, in [0, 1).
         d_steps: discriminator (critic) updates per generator update (k, n_critic).
         gp_weight: weight lambda of WGAN-GP's gradient penalty, in [0, inf).

@@ -1,10 +1,11 @@
-"""What a ``Module`` offers beyond training: state dicts, printing, ``apply``, dtype casts.
+"""What a ``Module`` offers beyond training: state dicts, printing, ``apply``, devices and dtypes.
 
 :class:`ModuleExtras` is a base class of :class:`tinygan.nn.Module`, so every layer has
 these methods with PyTorch's names and semantics (``state_dict`` keys such as
 ``0.weight`` and ``1.running_mean``, ``load_state_dict(strict=...)``, ``apply``,
-``float``/``double``, ``zero_grad``, a ``repr`` with the parameter counts). None of them is
-needed to follow how a GAN learns; :mod:`tinygan.nn` holds what is.
+``to(device)``, ``float``/``double``, ``zero_grad``, a ``repr`` with the parameter
+counts). None of them is needed to follow how a GAN learns; :mod:`tinygan.nn` holds what
+is.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from tinygan.backend import device_of, is_cupy_array, to_device
+from tinygan.backend import device_of, is_cupy_array, normalize_device, to_device
 from tinygan.tensor import Tensor
 
 if TYPE_CHECKING:
@@ -121,6 +122,29 @@ class ModuleExtras:
                 target[...] = _array_on(state_dict[key], device_of(target))
         return IncompatibleKeys(missing, unexpected)
 
+    def _apply(self, fn: Any) -> Module:
+        """Replace every parameter array, gradient and buffer by ``fn(array)``, in place."""
+        for module in self.modules():
+            for p in module._parameters.values():
+                p.data = fn(p.data)
+                if p.grad is not None:
+                    p.grad = Tensor(fn(p.grad.data))
+            for name, buffer in module._buffers.items():
+                module._buffers[name] = fn(buffer)
+        return self
+
+    def to(self, device: str) -> Module:
+        """Move every parameter and buffer to ``device`` ("cpu" or "cuda"), in place.
+
+        The Parameter objects stay the same (only their arrays move), but build optimizers
+        after moving: their state lives where the parameters were at the first step.
+
+        Raises:
+            RuntimeError: "cuda" was asked for and no CUDA GPU is usable.
+        """
+        device = normalize_device(device)
+        return self._apply(lambda array: to_device(array, device))
+
     def float(self) -> Module:
         """Cast floating-point parameters and buffers to float32, in place."""
         return self._apply(lambda array: _cast_float(array, np.float32))
@@ -136,7 +160,13 @@ class ModuleExtras:
 
     # ------------------------------------------------------------------ printing
     def extra_repr(self) -> str:
-        """The text between this layer's parentheses in ``repr``, e.g. its sizes."""
+        """The text between this layer's parentheses in ``repr``: its settings, as PyTorch
+        prints them (a layer of one's own may override this).
+        """
+        for klass in type(self).__mro__:
+            describe = _SETTINGS.get((klass.__module__, klass.__name__))
+            if describe is not None:
+                return describe(self)
         return ""
 
     def __repr__(self) -> str:
@@ -156,3 +186,27 @@ class ModuleExtras:
             lines.append(f"  ({name}): {child[0]}")
             lines.extend("  " + line for line in child[1:])
         return lines + [")"]
+
+
+def _conv_settings(m: Any) -> str:
+    padding = (
+        f", output_padding={m.output_padding}" if any(getattr(m, "output_padding", ())) else ""
+    )
+    return (
+        f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, stride={m.stride}, "
+        f"padding={m.padding}{padding}" + ("" if m.bias is not None else ", bias=False")
+    )
+
+
+# How repr shows the settings of the layers of tinygan.nn, by (module, class name).
+_SETTINGS: dict[tuple[str, str], Callable[[Any], str]] = {
+    ("tinygan.nn", "Linear"): lambda m: (
+        f"in_features={m.in_features}, out_features={m.out_features}, bias={m.bias is not None}"
+    ),
+    ("tinygan.nn", "Conv2d"): _conv_settings,
+    ("tinygan.nn", "ConvTranspose2d"): _conv_settings,
+    ("tinygan.nn", "_BatchNorm"): lambda m: f"{m.num_features}, eps={m.eps}, momentum={m.momentum}",
+    ("tinygan.nn", "LeakyReLU"): lambda m: f"negative_slope={m.negative_slope}",
+    ("tinygan.nn", "Flatten"): lambda m: f"start_dim={m.start_dim}, end_dim={m.end_dim}",
+    ("tinygan.nn", "Unflatten"): lambda m: f"dim={m.dim}, unflattened_size={m.unflattened_size}",
+}

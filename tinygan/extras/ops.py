@@ -1,5 +1,6 @@
-"""The ops the main demo does not use: indexing, concatenation, padding, upsampling,
-log-softmax and cross-entropy, and abs, clip, max, sqrt.
+"""The ops the main demo does not use: division, exp and log, indexing, concatenation,
+padding, upsampling, log-softmax and cross-entropy, abs, clip, max, sqrt, and the moves
+between devices.
 
 They follow the op contract of :mod:`tinygan.ops` (``forward`` on arrays, ``backward`` on
 Tensors, the derivative in the docstring) and are part of its namespace: ``ops.getitem``,
@@ -13,9 +14,19 @@ from typing import Any
 import numpy as np
 
 from tinygan.autograd import Function
-from tinygan.backend import array_module
+from tinygan.backend import array_module, normalize_device
 from tinygan.backend import scatter_add as scatter_add_array
-from tinygan.ops import _constant, _kept_shape, _normalize_axes, broadcast_to, exp, mean, reshape
+from tinygan.backend import to_device as _move_array
+from tinygan.ops import (
+    _binary,
+    _constant,
+    _kept_shape,
+    _normalize_axes,
+    broadcast_to,
+    mean,
+    reshape,
+    sum_to,
+)  # fmt: skip
 from tinygan.tensor import Tensor
 
 
@@ -424,3 +435,72 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
         )
     picked = getitem(log_softmax(logits, axis=1), (logits.xp.arange(n), targets))  # (N,)
     return -mean(picked)
+
+
+class Div(Function):
+    """y = a / b.  dL/da = dL/dy / b,  dL/db = -dL/dy * a / b^2 = -dL/dy * y / b."""
+
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, grad_output):
+        a, b = self.inputs
+        ga = sum_to(grad_output / b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(-(grad_output * self.output) / b, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """Elementwise ``a / b`` with broadcasting."""
+    return _binary(Div, "div", a, b)
+
+
+class Exp(Function):
+    """y = e^x.  dL/dx = dL/dy * y."""
+
+    def forward(self, x):
+        return self.xp.exp(x)
+
+    def backward(self, grad_output):
+        return grad_output * self.output
+
+
+class Log(Function):
+    """y = ln x.  dL/dx = dL/dy / x."""
+
+    def forward(self, x):
+        return self.xp.log(x)
+
+    def backward(self, grad_output):
+        return grad_output / self.inputs[0]
+
+
+def exp(x: Tensor) -> Tensor:
+    """Elementwise e^x."""
+    return Exp()(x)
+
+
+def log(x: Tensor) -> Tensor:
+    """Elementwise natural logarithm."""
+    return Log()(x)
+
+
+class ToDevice(Function):
+    """y = x copied to another device.  dL/dx = dL/dy copied back."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def forward(self, x):
+        return _move_array(x, self.device)
+
+    def backward(self, grad_output):
+        return to_device(grad_output, self.inputs[0].device)
+
+
+def to_device(x: Tensor, device: str) -> Tensor:
+    """``x`` on ``device`` ("cpu" or "cuda"), differentiable across the move."""
+    target = normalize_device(device)
+    if x.device.split(":")[0] == target:
+        return x
+    return ToDevice(target)(x)

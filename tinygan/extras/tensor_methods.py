@@ -1,10 +1,10 @@
 """What a ``Tensor`` offers beyond the lesson: PyTorch's conveniences.
 
-:class:`TensorExtras` is a base class of :class:`tinygan.tensor.Tensor`: ``cpu()``,
-``cuda()``, ``float()``, ``double()``, ``view``, ``permute``, ``.T``, indexing, the
-reflected ``**`` and ``@``, comparisons (plain boolean arrays: they have no gradient), and
-``max``, ``exp``, ``log``, ``sqrt``, ``abs``, ``clip``, ``relu``, ``sigmoid``, ``tanh`` as
-methods. Each calls the op of the same name in :mod:`tinygan.ops`.
+:class:`TensorExtras` is a base class of :class:`tinygan.tensor.Tensor`: printing,
+``len``, ``cpu()``, ``cuda()``, ``float()``, ``double()``, ``view``, ``permute``, ``.T``,
+indexing, the reflected ``**`` and ``@``, comparisons (plain boolean arrays: they have no
+gradient), and ``max``, ``exp``, ``log``, ``sqrt``, ``abs``, ``clip``, ``relu``,
+``sigmoid``, ``tanh`` as methods. Each calls the op of the same name in :mod:`tinygan.ops`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from tinygan.backend import to_numpy
 
 if TYPE_CHECKING:
     from tinygan.tensor import Tensor
@@ -31,6 +33,18 @@ class TensorExtras:
     """PyTorch's conveniences on tensors (see the module docstring)."""
 
     __hash__ = object.__hash__  # comparisons are elementwise; tensors are identities as keys
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(")
+        extras = [f"dtype={self.dtype}"] if self.dtype != np.float32 else []
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body, *extras]) + ")"
 
     def cpu(self) -> Tensor:
         """This tensor on the CPU (itself when it is there already), as ``to("cpu")``."""
