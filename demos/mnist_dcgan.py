@@ -1,6 +1,6 @@
 """DCGAN on MNIST: the convolutional DCGAN-28 networks with the original GAN loss.
 
-    python demos/mnist_dcgan.py                # about 5 minutes on a 2-core laptop CPU
+    python demos/mnist_dcgan.py                # about 5 minutes on a 2-core CPU
 
 Same networks as demos/mnist_lsgan.py (DCGAN-28, CONTRIBUTING.md: transposed convolutions with
 BatchNorm and ReLU in G, strided convolutions with LeakyReLU(0.2) in D, N(0, 0.02) init),

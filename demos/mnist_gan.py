@@ -1,6 +1,6 @@
 """The original GAN on MNIST, with the classic course-assignment MLPs.
 
-    python demos/mnist_gan.py                  # about 3 minutes on a 2-core laptop CPU
+    python demos/mnist_gan.py                  # about 3 minutes on a 2-core CPU
     python demos/mnist_gan.py --loss gan-saturating   # the original minimax generator loss
 
 D is trained as a binary classifier on logits (binary cross-entropy, real -> 1, fake -> 0);

@@ -135,7 +135,7 @@ def main() -> None:
         # The run keeps the records: progress line, grids, losses.csv/png, checkpoints,
         # --resume (which loads the checkpoint into G, D, the optimizers and the EMA).
         # Ctrl-C lets the current step finish and saves it.
-        run = Run(config, G, D, opt_g, opt_d, ema, streams, stream=sys.stdout)
+        run = Run(config, G, D, opt_g, opt_d, ema=ema, streams=streams, stream=sys.stdout)
         # The data: uint8 digits (N, 28, 28); batch s is a pure function of (seed, s).
         root = config.data_root or None
         images = data.load_training_images(config.dataset, root, config.download, log=print)

@@ -1,6 +1,6 @@
 """WGAN-GP on MNIST: a Wasserstein critic kept 1-Lipschitz by a gradient penalty.
 
-    python demos/mnist_wgan_gp.py              # about 18 minutes on a 2-core laptop CPU
+    python demos/mnist_wgan_gp.py              # about 18 minutes on a 2-core CPU
 
 The critic D (DCGAN-28's discriminator without BatchNorm, which would couple the samples
 the penalty treats one by one) and the generator G play (Gulrajani et al., 2017):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import tinygan as tg
 from tinygan.train import MnistConfig, train_mnist
 
 DEMOS = Path(__file__).resolve().parent.parent / "demos"
@@ -28,6 +29,7 @@ def run_demo(script: str, *args: str) -> str:
     "script, extra",
     [
         ("mnist_lsgan.py", []),
+        ("mnist_lsgan.py", ["--reference"]),
         ("mnist_gan.py", ["--loss", "gan-saturating"]),
         ("mnist_dcgan.py", ["--dataset", "fashion-mnist"]),
         ("mnist_wgan_gp.py", ["--d-steps", "2"]),
@@ -156,6 +158,14 @@ def test_a_bad_setting_of_the_main_demo_is_one_line_before_anything_is_written(
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_the_main_demo_on_cuda_without_a_gpu_is_one_line(tmp_path):
+    if tg.cuda_available():
+        pytest.skip("a GPU is usable here, so --device cuda is not a mistake")
+    result = demo_status("mnist_lsgan.py", "--device", "cuda", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "cuda" in result.stderr.lower() and "Traceback" not in result.stderr
 
 
 def checkpoint_arrays(folder) -> dict[str, np.ndarray]:

@@ -129,4 +129,7 @@ def _move_towards(running: Any, batch_value: Any, momentum: float) -> None:
 # The rest of the F namespace (every op, and the layer-level functions and losses the main
 # demo does not use) is listed in tinygan/extras/functional.py.
 from tinygan.extras.functional import *  # noqa: E402, F403
+from tinygan.extras.functional import __all__ as _the_rest  # noqa: E402
+
+__all__ = ["batch_norm", "linear", "standardize", *_the_rest]
 from tinygan.fast import norm as fast_norm  # noqa: E402

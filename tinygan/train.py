@@ -121,7 +121,7 @@ def train(
     ema = EMA(G, config.ema) if config.ema else None
     sampler = G if ema is None else ema.model
     batchnorm_noise = [Tensor(b).to(device) for b in streams.batchnorm_noise(config.z_dim)]
-    run = Run(config, G, D, opt_g, opt_d, ema, streams, stream)
+    run = Run(config, G, D, opt_g, opt_d, ema=ema, streams=streams, stream=stream)
     if not config.reference:
         keep_freed_memory()  # a process setting: malloc keeps freed memory (tinygan/fast/)
     k, n = config.d_steps, loader.batch_size

@@ -71,8 +71,9 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, **defaults: An
 
 @contextmanager
 def usage_errors() -> Iterator[None]:
-    """A ValueError or TypeError raised in the block (a constructor refusing a setting) ends
-    the program as a usage error: one line ``prog: error: message`` on stderr, exit status 2.
+    """A ValueError, TypeError or RuntimeError raised in the block (a constructor refusing a
+    setting, "cuda" without a GPU) ends the program as a usage error: one line
+    ``prog: error: message`` on stderr, exit status 2.
 
     Example:
         >>> with usage_errors():  # a bad --lr-g stops here, naming Adam's check
@@ -80,7 +81,7 @@ def usage_errors() -> Iterator[None]:
     """
     try:
         yield
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, RuntimeError) as err:
         prog = Path(sys.argv[0]).name or "tinygan"
         print(f"{prog}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

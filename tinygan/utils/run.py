@@ -4,7 +4,7 @@ A training loop owns the algorithm and every change of its state (the updates, t
 of G, BatchNorm statistics measured before sampling); a :class:`Run` keeps its records,
 called from the loop between steps, and changes no weight and no process setting::
 
-    run = Run(config, G, D, opt_g, opt_d, ema, streams, stream=sys.stdout)
+    run = Run(config, G, D, opt_g, opt_d, ema=ema, streams=streams, stream=sys.stdout)
     for step in run.steps():          # resumes after the checkpoint's step when asked
         ...                           # one discriminator and one generator update
         run.log(step, d_loss=..., g_loss=...)
@@ -194,6 +194,7 @@ class Run:
         discriminator: Module,
         opt_g: Optimizer,
         opt_d: Optimizer,
+        *,
         ema: EMA | None = None,
         streams: RandomStreams | None = None,
         stream: TextIO | None = None,
@@ -296,6 +297,8 @@ class Run:
         """
         self._check_weights(("generator", self.generator), what=f"the grid of step {step}")
         if images is None:
+            if sampler is None:
+                raise ValueError("save_samples: give the generator that draws (sampler=...)")
             z = Tensor(self.streams.grid_noise(64, self.config.z_dim)).to(self.device)
             images = generate(sampler, z)
         path = self.out / "samples" / f"step_{step:06d}.png"
