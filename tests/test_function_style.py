@@ -20,6 +20,7 @@ import tinygan.fast.norm
 import tinygan.fast.ops
 import tinygan.functional
 import tinygan.losses
+import tinygan.losses_hinge
 import tinygan.losses_semi_supervised
 import tinygan.losses_wgan
 import tinygan.ops
@@ -27,7 +28,7 @@ from tinygan.autograd import Function
 
 MODULES = (
     tinygan.ops, tinygan.extras.ops, tinygan.conv, tinygan.functional, tinygan.losses,
-    tinygan.losses_wgan, tinygan.losses_semi_supervised,
+    tinygan.losses_wgan, tinygan.losses_hinge, tinygan.losses_semi_supervised,
 )  # fmt: skip
 FAST_MODULES = (tinygan.fast.ops, tinygan.fast.conv, tinygan.fast.norm)
 

@@ -71,10 +71,10 @@ def test_the_main_demo_reaches_no_code_off_the_path_while_it_trains():
         fake = G(z)
         real_scores, fake_scores = D(real), D(fake.detach())
         d_loss = losses.lsgan_d_loss(real_scores, fake_scores)
-        g_loss = losses.lsgan_g_loss(D(fake))
         record(d_loss)
-        record(g_loss)
         opt_d.minimize(d_loss)
+        g_loss = losses.lsgan_g_loss(D(fake))  # through the updated D, as the demo does
+        record(g_loss)
         opt_g.minimize(g_loss)
     seen |= {type(m).__module__ for net in (G, D) for m in net.modules()}
     assert seen <= path_modules, seen - path_modules

@@ -1,6 +1,8 @@
 """Optimizers: update sequences against the rules written out in NumPy, convergence on a
 convex quadratic, exact resumption from a state dict, dtypes, and untouched gradients."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -197,3 +199,24 @@ def test_bad_arguments_raise():
         optim.Adam([tg.tensor([1.0])])
     with pytest.raises(ValueError, match="betas"):
         optim.Adam(_two_params(), betas=(0.9, 1.0))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0])
+@pytest.mark.parametrize(
+    "make, setting",
+    [
+        (lambda p, v: optim.Adam(p, lr=v), "lr"),
+        (lambda p, v: optim.Adam(p, eps=v), "eps"),
+        (lambda p, v: optim.Adam(p, weight_decay=v), "weight_decay"),
+        (lambda p, v: optim.Adam(p, betas=(v, 0.999)), "betas"),
+        (lambda p, v: optim.Adam(p, betas=(0.5, v)), "betas"),
+        (lambda p, v: optim.SGD(p, lr=v), "lr"),
+        (lambda p, v: optim.SGD(p, lr=0.1, momentum=v), "momentum"),
+        (lambda p, v: optim.SGD(p, lr=0.1, weight_decay=v), "weight_decay"),
+    ],
+)
+def test_a_nan_infinite_or_negative_hyperparameter_is_refused_by_name(make, setting, bad):
+    """NaN fails every comparison, so a check written ``lr < 0`` would let it through and
+    the first step would fill the weights with NaN; each setting is refused by name."""
+    with pytest.raises(ValueError, match=setting):
+        make(_two_params(), bad)

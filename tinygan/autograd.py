@@ -32,7 +32,8 @@ from contextlib import ContextDecorator
 from types import ModuleType
 from typing import Any
 
-from tinygan.backend import array_module, device_of
+from tinygan.backend import array_module, device_of, is_view
+from tinygan.extras.errors import ChangedInPlaceError
 from tinygan.tensor import Tensor
 
 
@@ -103,10 +104,15 @@ class Function:
     from an input-dependent raw array kept from ``forward``. The lesson's ops keep no such
     array at all; a fast path (:mod:`tinygan.fast`) may keep one, or compute on raw
     arrays, for the first-order path only (``is_grad_enabled()`` False in backward).
+
+    Backward reads the inputs as they are *then*, so the walk first checks that neither they
+    nor the output changed since forward (a Tensor counts the changes of its ``.data``): a
+    step between a loss and its backward raises instead of giving a wrong gradient.
     """
 
     xp: ModuleType
     inputs: tuple[Tensor, ...] | None
+    versions: tuple[int, ...]
     needs_input_grad: tuple[bool, ...]
 
     def __call__(self, *inputs: Tensor) -> Tensor:
@@ -114,8 +120,12 @@ class Function:
         out_data = self.forward(*(t.data for t in inputs))
         requires_grad = _mode.enabled and any(t.requires_grad for t in inputs)
         out = Tensor(out_data, requires_grad=requires_grad)
+        for t in inputs:
+            if is_view(out_data, t.data):  # reshape, transpose: changes with its input
+                out._changes = t._changes
         if requires_grad:
             self.inputs = inputs
+            self.versions = tuple(t._changes[0] for t in (*inputs, out))  # see the graph walk
             self._output_ref = weakref.ref(out)
             out._ctx = self
         return out
@@ -249,6 +259,9 @@ def _run_backward(
                 t.requires_grad and (wanted is None or id(t) in wanted) for t in ctx.inputs
             )
             if any(needs):
+                for t, version in zip((*ctx.inputs, node), ctx.versions):
+                    if t._changes[0] != version:  # changed in place since this op's forward
+                        raise ChangedInPlaceError(ctx, t, version)
                 ctx.needs_input_grad = needs
                 input_grads = ctx.backward(g)
                 if not isinstance(input_grads, tuple):

@@ -94,6 +94,14 @@ def to_device(array: Any, device: str) -> Any:
     return cupy.asarray(array)
 
 
+def is_view(out: Any, array: Any) -> bool:
+    """Whether ``out`` is ``array`` itself or a view of the memory ``array`` views (NumPy
+    and CuPy point a view's ``.base`` at the array that owns the memory).
+    """
+    owner = array if array.base is None else array.base
+    return out is array or (out.base is not None and out.base is owner)
+
+
 def to_numpy(array: Any) -> np.ndarray:
     """A host NumPy copy of ``array``."""
     if is_cupy_array(array):

@@ -134,6 +134,8 @@ class EMA:
         for name, average, live in _paired_arrays(self.model, self.source, buffers=False):
             _check_same_device(name, average, live)
             average -= rate * (average - live)
+        for p in self.model.parameters():
+            p._mark_changed()  # written into: graphs recorded before refuse to backward
         for name, average, live in _paired_arrays(self.model, self.source, buffers=True):
             _check_same_device(name, average, live)
             average[...] = live

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,7 @@ LOSSES: dict[str, LossFamily] = {
         losses.gan_d_loss, partial(losses.gan_g_loss, saturating=True), logits=True
     ),
     "lsgan": LossFamily(losses.lsgan_d_loss, losses.lsgan_g_loss),
+    "hinge": LossFamily(losses.hinge_d_loss, losses.hinge_g_loss),
     "wgan-gp": LossFamily(losses.wgan_d_loss, losses.wgan_g_loss, critic=True),
 }
 
@@ -79,8 +81,10 @@ class DStep:
     fake_scores: Tensor
     penalty: Tensor | None = None
 
-    def summary(self, logits: bool = False) -> dict[str, float]:
-        """``d_loss``, ``penalty`` and the mean scores ``d_real`` and ``d_fake``, as numbers.
+    def summary(self, logits: bool = False) -> dict[str, Any]:
+        """``d_loss``, ``penalty`` and the mean scores ``d_real`` and ``d_fake``: one-element
+        arrays where they were computed (on a GPU, reading them waits for it: Run.log does
+        that every ``log_every`` steps), or 0.0 for a missing penalty.
 
         With ``logits=True`` the mean scores are probabilities, the mean of sigmoid(D).
         """
@@ -91,10 +95,10 @@ class DStep:
                 else (self.real_scores, self.fake_scores)
             )
         return {
-            "d_loss": self.loss.item(),
-            "d_real": float(real.data.mean()),
-            "d_fake": float(fake.data.mean()),
-            "penalty": 0.0 if self.penalty is None else self.penalty.item(),
+            "d_loss": self.loss.data,
+            "d_real": real.data.mean(),
+            "d_fake": fake.data.mean(),
+            "penalty": 0.0 if self.penalty is None else self.penalty.data,
         }
 
 

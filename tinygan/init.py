@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
     """Copy CPU ``values`` into ``tensor.data`` in place, keeping its dtype and device."""
     tensor.data[...] = to_device(values.astype(tensor.dtype), device_of(tensor.data))
+    tensor._mark_changed()  # written into: graphs recorded before refuse to backward
     return tensor
 
 

@@ -209,7 +209,9 @@ def lsgan_g_loss(fake_out: Tensor) -> Tensor:
     return LsganGLoss()(fake_out)
 
 
-# The other families, written the same way, in the same namespace.
+# The other families and penalties, written the same way, in the same namespace.
+from tinygan.losses_hinge import hinge_d_loss, hinge_g_loss  # noqa: E402, F401
+from tinygan.losses_r1 import r1_penalty  # noqa: E402, F401
 from tinygan.losses_semi_supervised import (  # noqa: E402, F401
     feature_matching_loss,
     semi_supervised_d_loss,

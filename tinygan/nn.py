@@ -27,15 +27,14 @@ Example:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from tinygan import functional as F
 from tinygan import init
-from tinygan.autograd import no_grad
 from tinygan.backend import is_cupy_array
 from tinygan.conv import IntPair, as_pair
 from tinygan.extras.module import ModuleExtras
@@ -79,6 +78,7 @@ class Module(ModuleExtras):
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", [])  # e.g. nn.utils.spectral_norm
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -92,6 +92,8 @@ class Module(ModuleExtras):
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         self.__dict__.pop(name, None)
+        if isinstance(value, (Parameter, Module)):
+            value._owner = (weakref.ref(self), name)  # names it in errors: "net.0.weight"
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
@@ -175,6 +177,8 @@ class Module(ModuleExtras):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for hook in self._forward_pre_hooks:  # each sees the module before forward runs
+            hook(self)
         return self.forward(*args, **kwargs)
 
 
@@ -432,23 +436,6 @@ class Unflatten(Module):
         return x.reshape(x.shape[:dim] + self.unflattened_size + x.shape[dim + 1 :])
 
 
-@contextmanager
-def evaluating(module: Module) -> Iterator[Module]:
-    """``with nn.evaluating(model):`` inference: eval mode and no graph, then back.
-
-    Eval mode makes BatchNorm use its running statistics and Dropout pass inputs through;
-    ``no_grad`` records nothing. The module's mode before the block is restored after it,
-    also when the block raises.
-    """
-    was_training = module.training
-    module.eval()
-    try:
-        with no_grad():
-            yield module
-    finally:
-        module.train(was_training)
-
-
 class Sequential(Module):
     """Layers applied in order; they are registered as "0", "1", ... (PyTorch's keys)."""
 
@@ -480,7 +467,8 @@ class Sequential(Module):
 
 # ---------------------------------------------------------------------------- losses
 
-# The layers the main demo does not use, with PyTorch's names, in the same namespace.
+# Off the main demo's path, in this namespace: nn.utils, evaluating, more layers.
+from tinygan.extras import nn_utils as utils  # noqa: E402, F401
 from tinygan.extras.layers import (  # noqa: E402, F401
     BCEWithLogitsLoss,
     Dropout,
@@ -491,3 +479,4 @@ from tinygan.extras.layers import (  # noqa: E402, F401
     Sigmoid,
     Upsample,
 )
+from tinygan.extras.module import evaluating  # noqa: E402, F401

@@ -41,12 +41,23 @@ class Tensor(TensorExtras):
             data = _as_array(data, np.dtype(dtype))
         elif not (_is_array(data) and data.dtype in _FLOAT_DTYPES):
             data = _as_array(data, np.dtype(np.float32))
-        self.data = data
+        self._data = data
+        self._changes = [0]  # how often .data changed; one count shared with its views
         self.requires_grad = bool(requires_grad)
         self.grad: Tensor | None = None
         self._ctx = None  # the Function that made this tensor (None for leaves)
 
     # ------------------------------------------------------------------ array properties
+    @property
+    def data(self) -> Any:
+        """The array; assigning it (``p.data -= lr * g``) counts a change (see Function)."""
+        return self._data
+
+    @data.setter
+    def data(self, array: Any) -> None:
+        self._data = array
+        self._changes[0] += 1
+
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape)
@@ -89,7 +100,9 @@ class Tensor(TensorExtras):
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (shares memory, requires_grad=False)."""
-        return Tensor(self.data)
+        out = Tensor(self.data)
+        out._changes = self._changes  # one array: a change through either counts for both
+        return out
 
     def to(self, device: str) -> Tensor:
         """This tensor on ``device`` ("cpu" or "cuda"); differentiable across the move."""
@@ -130,12 +143,6 @@ class Tensor(TensorExtras):
 
     def __rmul__(self, other: Any) -> Tensor:
         return ops.mul(other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return ops.div(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.div(other, self)
 
     def __pow__(self, exponent: Any) -> Tensor:
         return ops.pow(self, exponent)

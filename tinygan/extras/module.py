@@ -5,16 +5,18 @@ these methods with PyTorch's names and semantics (``state_dict`` keys such as
 ``0.weight`` and ``1.running_mean``, ``load_state_dict(strict=...)``, ``apply``,
 ``to(device)``, ``float``/``double``, ``zero_grad``, a ``repr`` with the parameter
 counts). None of them is needed to follow how a GAN learns; :mod:`tinygan.nn` holds what
-is.
+is. :func:`evaluating` (``nn.evaluating``) is the inference block the records draw with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from tinygan.autograd import no_grad
 from tinygan.backend import device_of, is_cupy_array, normalize_device, to_device
 from tinygan.tensor import Tensor
 
@@ -120,6 +122,8 @@ class ModuleExtras:
         for key, target in targets.items():
             if key in state_dict:
                 target[...] = _array_on(state_dict[key], device_of(target))
+        for p in self.parameters():
+            p._mark_changed()  # written into: graphs recorded before refuse to backward
         return IncompatibleKeys(missing, unexpected)
 
     def _apply(self, fn: Any) -> Module:
@@ -210,3 +214,20 @@ _SETTINGS: dict[tuple[str, str], Callable[[Any], str]] = {
     ("tinygan.nn", "Flatten"): lambda m: f"start_dim={m.start_dim}, end_dim={m.end_dim}",
     ("tinygan.nn", "Unflatten"): lambda m: f"dim={m.dim}, unflattened_size={m.unflattened_size}",
 }
+
+
+@contextmanager
+def evaluating(module: Module) -> Iterator[Module]:
+    """``with nn.evaluating(model):`` inference: eval mode and no graph, then back.
+
+    Eval mode makes BatchNorm use its running statistics and Dropout pass inputs through;
+    ``no_grad`` records nothing. The module's mode before the block is restored after it,
+    also when the block raises.
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        with no_grad():
+            yield module
+    finally:
+        module.train(was_training)

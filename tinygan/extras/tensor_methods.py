@@ -2,7 +2,7 @@
 
 :class:`TensorExtras` is a base class of :class:`tinygan.tensor.Tensor`: printing,
 ``len``, ``cpu()``, ``cuda()``, ``float()``, ``double()``, ``view``, ``permute``, ``.T``,
-indexing, the reflected ``**`` and ``@``, comparisons (plain boolean arrays: they have no
+indexing, division, the reflected ``**`` and ``@``, comparisons (plain boolean arrays: they have no
 gradient), and ``max``, ``exp``, ``log``, ``sqrt``, ``abs``, ``clip``, ``relu``,
 ``sigmoid``, ``tanh`` as methods. Each calls the op of the same name in :mod:`tinygan.ops`.
 """
@@ -34,6 +34,19 @@ class TensorExtras:
 
     __hash__ = object.__hash__  # comparisons are elementwise; tensors are identities as keys
 
+    @property
+    def _version(self) -> int:
+        """How often ``.data`` has changed (PyTorch's name): assignments to ``.data``, writes
+        into the array through :meth:`_mark_changed`, and the same for every view of it.
+        """
+        return self._changes[0]
+
+    def _mark_changed(self) -> None:
+        """Count a change made by writing into the array (``data[...] = x``), which no
+        assignment to ``.data`` records, so recorded graphs that read it refuse to backward.
+        """
+        self._changes[0] += 1
+
     def __len__(self) -> int:
         return len(self.data)
 
@@ -64,6 +77,12 @@ class TensorExtras:
 
     def zero_grad(self) -> None:
         self.grad = None
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops().div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops().div(other, self)
 
     def __rpow__(self, base: Any) -> Tensor:
         return _ops().pow(base, self)
