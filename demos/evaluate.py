@@ -17,9 +17,11 @@ the checkpoint's step (to the digits printed); the default 5,000 extend the same
 
 Without a ``config.json`` beside the checkpoint (or with one that lacks ``z_dim`` or
 ``seed``), the flags ``--model``, ``--z-dim`` and ``--seed`` stand in, and a line says
-so: the scores are then the run's only if those were its settings. The real-vs-real
-floor is printed below: the scores of real digits, the best a generator can hope for at
-about this sample size.
+so: the scores are then the run's only if those were its settings. A checkpoint that
+cannot be read (cut short, not a tinygan checkpoint) or that holds another generator ends
+the program in one line (status 1) that says what it is (``--debug``: the traceback).
+The real-vs-real floor is printed below: the scores of real digits, the best a generator
+can hope for at about this sample size.
 """
 
 from __future__ import annotations
@@ -34,13 +36,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from tinygan import metrics, models
 from tinygan.backend import normalize_device, resolve_device
-from tinygan.checkpoint import read_checkpoint
+from tinygan.checkpoint import CheckpointMismatchError, read_checkpoint
 from tinygan.gan import generate_many
-from tinygan.utils.cli import parse_config, require_choice, require_positive, require_range
+from tinygan.utils.cli import (
+    parse_config,
+    require_choice,
+    require_positive,
+    require_range,
+    run_main,
+)
 from tinygan.utils.run import load_sampler
 from tinygan.utils.streams import RandomStreams
 
 RUN_SETTINGS = ("model", "z_dim", "seed")  # what rebuilds the generator and its noise
+_FLAGS_STOOD_IN = " (no config.json beside it: --model and --z-dim stood in; give the run's)"
 
 
 @dataclass
@@ -153,9 +162,14 @@ def main() -> None:
         if not checkpoint.is_file():
             raise SystemExit(f"{checkpoint} is not a file: give a run's checkpoint.npz")
         settings = run_settings(checkpoint, config)
-        scores, line = score_checkpoint(
-            checkpoint, settings, config.samples, resolve_device(config.device)
-        )
+        try:
+            scores, line = score_checkpoint(
+                checkpoint, settings, config.samples, resolve_device(config.device)
+            )
+        except CheckpointMismatchError as err:  # another generator's: say what stood in
+            if (checkpoint.parent / "config.json").is_file():
+                raise
+            raise CheckpointMismatchError(f"{err}{_FLAGS_STOOD_IN}") from err
         print(line)
         print(f"generated:          {scores.summary()}")
     floor = metrics.real_floor()
@@ -167,4 +181,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)  # a damaged checkpoint, another model's: one line, status 1

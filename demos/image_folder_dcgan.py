@@ -4,10 +4,12 @@
     python demos/image_folder_dcgan.py --root ~/data/celeba --sample
 
 Every image under --root (searched recursively) is centre-cropped to a square, resized and
-cached in one .npz file beside the run, so the second run starts at once. By default the
-networks are the DCGAN paper's (Radford et al., 2016): G turns 100 numbers into an image
-through transposed convolutions with BatchNorm and ReLU; D mirrors it with strided
-convolutions and LeakyReLU(0.2). Adam(2e-4, betas (0.5, 0.999)).
+cached in one .npz file beside the run, so the second run starts at once. A run's folder
+below --root (this run's --out, or any folder with a config.json and a checkpoint.npz) is
+skipped and named: a run's grids are never its training images. By default the networks
+are the DCGAN paper's (Radford et al., 2016): G turns 100 numbers into an image through
+transposed convolutions with BatchNorm and ReLU; D mirrors it with strided convolutions
+and LeakyReLU(0.2). Adam(2e-4, betas (0.5, 0.999)).
 
 --generator upsample doubles the image by nearest-neighbour upsampling and a 3x3
 convolution instead, which cannot draw the checkerboard a transposed convolution can, for
@@ -37,7 +39,7 @@ from tinygan import data, models
 from tinygan.backend import resolve_device
 from tinygan.gan import LOSSES
 from tinygan.train import TrainConfig, train
-from tinygan.utils.cli import parse_config, require_choice
+from tinygan.utils.cli import parse_config, require_choice, require_positive, run_main, usage_errors
 from tinygan.utils.run import check_folder, sample_from_checkpoint
 
 
@@ -65,10 +67,13 @@ class FolderConfig(TrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_choice("image_size", self.image_size, (32, 64, 128))
+        require_positive(self, "width")
         require_choice("generator", self.generator, ("transposed", "upsample"))
         require_choice("norm", self.norm, ("auto", *models.NORMS))
         if self.norm == "batch" and LOSSES[self.loss].critic:
             raise ValueError("norm: a WGAN-GP critic cannot use BatchNorm; use layer or none")
+        if not (self.root or self.sample):
+            raise ValueError("--root is required: a folder of .jpg/.png images")
 
 
 def main() -> None:
@@ -88,23 +93,28 @@ def main() -> None:
     if config.sample:
         generator.to(resolve_device(config.device))
         checkpoint = Path(config.out) / "checkpoint.npz"
-        sample_from_checkpoint(generator, checkpoint, config.out, z_dim, config.seed, log=print)
+        sample_from_checkpoint(
+            generator, checkpoint, config.out, z_dim, config.seed, log=print, config=config
+        )
         return
-    if not config.root:
-        raise SystemExit("--root is required: a folder of .jpg/.png images")
     check_folder(config)  # before the images load, which can take minutes
 
     def show_progress(done: int, total: int) -> None:
         print(f"\rreading images: {done}/{total}", end="\n" if done == total else "", flush=True)
 
-    folder = data.load_image_folder(config.root, size, cache_dir=config.out, progress=show_progress)
+    folder = data.load_image_folder(
+        config.root, size, cache_dir=config.out, progress=show_progress, exclude=[config.out]
+    )
     left_out = f"; left out: {len(folder.unreadable)} unreadable, {len(folder.ignored)} other files"
     print(f"{len(folder.images):,} images of {size}x{size} from {config.root}" + left_out)
+    for run_folder in folder.run_folders:
+        print(f"skipped {run_folder.path}: {run_folder.reason}")
     if folder.cache_warning:
         print(folder.cache_warning)
-    loader = data.BatchLoader(folder.images, config.batch_size, seed=config.seed)
+    with usage_errors():  # a batch larger than the folder: one line, before the first step
+        loader = data.BatchLoader(folder.images, config.batch_size, seed=config.seed)
     train(generator, discriminator, loader, config, stream=sys.stdout)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -37,9 +37,9 @@ from tinygan.gan import d_step, g_step
 from tinygan.optim import Adam
 from tinygan.tensor import Tensor
 from tinygan.train import require_update_settings
-from tinygan.utils.cli import parse_config, require_range
+from tinygan.utils.cli import parse_config, require_range, run_main, usage_errors
 from tinygan.utils.images import save_grid
-from tinygan.utils.run import Run, RunConfig
+from tinygan.utils.run import Run, RunConfig, check_folder
 from tinygan.utils.streams import RandomStreams
 
 GRID_LABELS = np.repeat(np.arange(10), 10)  # the grid: one row of ten per digit
@@ -108,8 +108,10 @@ def main() -> None:
         print(f"wrote {path.resolve()}")
         return
 
+    check_folder(config)  # before the digits load: an --out that is a file, a live run there
     images, labels = data.load_mnist_or_bundled(download=True, log=print)  # (N, 28, 28), (N,)
-    loader = data.BatchLoader(images, config.batch_size, seed=config.seed, labels=labels)
+    with usage_errors():  # a batch larger than the data: one line, before the first step
+        loader = data.BatchLoader(images, config.batch_size, seed=config.seed, labels=labels)
     betas = (config.beta1, config.beta2)
     opt_g = Adam(G.parameters(), lr=config.lr_g, betas=betas)
     opt_d = Adam(D.parameters(), lr=config.lr_d, betas=betas)
@@ -127,7 +129,7 @@ def main() -> None:
         d_update = d_step(D_y, opt_d, losses.lsgan_d_loss, real, fake.detach())
         g_loss = g_step(D_y, opt_g, losses.lsgan_g_loss, fake)
 
-        run.log(step, g_loss=g_loss.item(), **d_update.summary())
+        run.log(step, g_loss=g_loss, **d_update.summary())
         if run.due(step, config.sample_every):
             run.save_samples(step, images=draw(G, grid_z, GRID_LABELS, device), nrow=10)
         if run.due(step, config.checkpoint_every):
@@ -144,4 +146,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -18,11 +18,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from tinygan.train import MnistConfig, train_mnist
-from tinygan.utils.cli import parse_config
+from tinygan.utils.cli import parse_config, run_main
 
-if __name__ == "__main__":
+
+def main() -> None:
     config = parse_config(
         MnistConfig, loss="gan", model="dcgan", lr_g=1e-3, lr_d=2e-4, ema=0.995, steps=2000,
         out="runs/mnist_dcgan",
     )  # fmt: skip
     train_mnist(config, stream=sys.stdout)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -22,12 +22,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from tinygan.train import MnistConfig, train_mnist
-from tinygan.utils.cli import parse_config
+from tinygan.utils.cli import parse_config, run_main
 
-if __name__ == "__main__":
+
+def main() -> None:
     config = parse_config(
         MnistConfig,
         loss="gan", model="mlp", z_dim=96, batch_size=128, lr_g=1e-3, lr_d=1e-3, ema=0.995,
         steps=5000, sample_every=500, checkpoint_every=1000, out="runs/mnist_gan",
     )  # fmt: skip
     train_mnist(config, stream=sys.stdout)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -46,7 +46,7 @@ from tinygan.ema import EMA
 from tinygan.fast.memory import keep_freed_memory
 from tinygan.optim import Adam
 from tinygan.tensor import Tensor
-from tinygan.utils.cli import parse_config, usage_errors
+from tinygan.utils.cli import parse_config, run_main, usage_errors
 from tinygan.utils.run import Run, sample_from_checkpoint
 from tinygan.utils.streams import RandomStreams
 
@@ -160,7 +160,7 @@ def main() -> None:
         if ema is not None:
             ema.update()  # θ_ema <- decay θ_ema + (1 - decay) θ_G
 
-        run.log(step, d_loss=d_loss.item(), g_loss=g_loss.item(),
+        run.log(step, d_loss=d_loss, g_loss=g_loss,  # read back every log_every steps
                 d_real=real_scores.data.mean(), d_fake=fake_scores.data.mean())  # fmt: skip
         if run.due(step, config.sample_every):
             if ema is not None:  # BatchNorm's statistics, measured under the averaged weights
@@ -175,4 +175,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)  # a mistake (a setting, the data, a checkpoint): one line, not a traceback

@@ -51,6 +51,8 @@ from tinygan.utils.cli import (
     require_folder,
     require_positive,
     require_range,
+    run_main,
+    usage_errors,
 )
 from tinygan.utils.fileio import atomic_write, refuse_to_replace
 from tinygan.utils.images import save_grid
@@ -190,14 +192,15 @@ def main() -> None:
     device = resolve_device(config.device)
     train_x, train_y, test_x, test_y, source = load_data(config)
     print(source)
-    labelled = balanced_label_subset(train_y, config.labels_per_class, config.seed, num_classes=10)
+    with usage_errors():  # more labels per class, or a larger batch, than the data holds
+        labelled = balanced_label_subset(train_y, config.labels_per_class, config.seed, 10)
+        unlabelled = data.BatchLoader(train_x, config.batch_size, seed=config.seed)
     print(
         f"{len(labelled)} labelled training images ({config.labels_per_class} per class, seed "
         f"{config.seed}); all {len(train_x):,} used unlabelled; {len(test_x):,} test images"
     )
     train_images = data.images_to_float(train_x)[:, None]  # (N, 1, 28, 28) in [-1, 1]
     test = (data.images_to_float(test_x)[:, None], test_y)
-    unlabelled = data.BatchLoader(train_x, config.batch_size, seed=config.seed)
     streams = RandomStreams(config.seed)
 
     def labelled_batch(step: int) -> tuple[Tensor, np.ndarray]:
@@ -250,4 +253,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

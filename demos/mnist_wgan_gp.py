@@ -22,12 +22,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from tinygan.train import MnistConfig, train_mnist
-from tinygan.utils.cli import parse_config
+from tinygan.utils.cli import parse_config, run_main
 
-if __name__ == "__main__":
+
+def main() -> None:
     config = parse_config(
         MnistConfig,
         loss="wgan-gp", model="dcgan", d_steps=5, lr_g=5e-4, lr_d=1e-4, beta1=0.5, beta2=0.9,
         steps=1000, sample_every=100, checkpoint_every=200, out="runs/mnist_wgan_gp",
     )  # fmt: skip
     train_mnist(config, stream=sys.stdout)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -44,7 +44,7 @@ import tinygan as tg
 from tinygan import data, models, optim, use_fast_paths
 from tinygan.metrics import WEIGHTS_PATH
 from tinygan.tensor import Tensor
-from tinygan.utils.cli import parse_config, require_positive, require_range
+from tinygan.utils.cli import parse_config, require_positive, require_range, run_main
 from tinygan.utils.fileio import atomic_write, refuse_to_replace
 
 BUNDLED_IMAGES = 10_000  # the bundled MNIST test set: train_count train, the rest are held out
@@ -221,4 +221,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -2,12 +2,14 @@
 writes, and clear errors for missing, extra or mis-shaped keys and for broken files."""
 
 import os
+import pickle
+import zipfile
 
 import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan import nn, optim
+from tinygan import models, nn, optim
 from tinygan.checkpoint import CheckpointError, read_checkpoint
 
 
@@ -82,16 +84,38 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 def test_missing_extra_and_mis_shaped_keys_name_the_key(tmp_path):
     path = tmp_path / "ckpt.npz"
     tg.save_checkpoint(path, model=_model(seed=0))
-    with pytest.raises(CheckpointError, match=r"size mismatch for '0.weight'.*\(8, 3\).*\(5, 3\)"):
+    with pytest.raises(
+        CheckpointError, match=r"keys of another shape, .*'0.weight' \(8, 3\) -> \(5, 3\)"
+    ):
         tg.load_checkpoint(path, model=_model(seed=0, hidden=5))
-    with pytest.raises(CheckpointError, match=r"unexpected key '0.bias' with shape \(8,\)"):
+    with pytest.raises(CheckpointError, match=r"1 key the model does not have \('0.bias' \(8,\)\)"):
         tg.load_checkpoint(path, model=_model(seed=0, bias=False))
     no_bias = tmp_path / "no_bias.npz"
     tg.save_checkpoint(no_bias, model=_model(seed=0, bias=False))
-    with pytest.raises(CheckpointError, match=r"missing key '0.bias' \(this model has it with"):
+    with pytest.raises(
+        CheckpointError, match=r"1 key of the model missing from the file \('0.bias' \(8,\)\)"
+    ):
         tg.load_checkpoint(no_bias, model=_model(seed=0))
     with pytest.raises(CheckpointError, match=r"no entry 'optimizer'; it has \['model'\]"):
         tg.load_checkpoint(path, optimizer=optim.SGD(_model(0).parameters(), lr=0.1))
+
+
+def test_a_checkpoint_of_another_model_is_refused_in_one_short_line(tmp_path):
+    """Tens of keys differ: the message counts them and shows three of each, not all."""
+    path = tmp_path / "dcgan.npz"
+    generator, _ = models.mnist_models("dcgan", 100)
+    tg.save_checkpoint(path, generator=generator)
+    mlp, _ = models.mnist_models("mlp", 100)
+    with pytest.raises(CheckpointError) as refused:
+        tg.load_checkpoint(path, generator=mlp)
+    message = str(refused.value)
+    assert "\n" not in message and len(message) < 600, message
+    missing = len([k for k in mlp.state_dict() if k not in generator.state_dict()])
+    unexpected = len([k for k in generator.state_dict() if k not in mlp.state_dict()])
+    assert missing + unexpected > 6  # more than the examples shown
+    assert f"{missing} keys of the model missing from the file" in message
+    assert f"{unexpected} keys the model does not have" in message
+    assert message.count("', ") <= 3 * 3 and "..." in message
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "flipped bytes"])
@@ -109,6 +133,52 @@ def test_broken_files_give_a_clear_error(tmp_path, damage):
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         tg.load_checkpoint(path, model=_model(seed=0))
+
+
+def _write_foreign_file(path, kind):
+    """A file at ``path`` that is no tinygan checkpoint, as users meet them."""
+    if kind == "pytorch":  # torch.save's zip layout: a pickle beside the tensors' bytes
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("model/data.pkl", pickle.dumps({"0.weight": "tensor"}))
+            archive.writestr("model/data/0", bytes(16))
+            archive.writestr("model/version", "3\n")
+    elif kind == "npy":
+        with open(path, "wb") as f:
+            np.save(f, np.zeros(3))
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"0.weight": np.zeros(3)}, protocol=4))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        whole = path.with_name("whole.npz")
+        tg.save(_model(seed=0).state_dict(), whole)
+        path.write_bytes(whole.read_bytes()[:300])
+    elif kind == "zip of text":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes.txt", "not arrays")
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize(
+    "kind, what",
+    [("pytorch", "a PyTorch checkpoint"), ("npy", "a single NumPy array (.npy"),
+     ("pickle", "a Python pickle"), ("empty", "empty (0 bytes)"),
+     ("truncated", "cut short or damaged"), ("zip of text", "zip archive but no .npz"),
+     ("folder", "it is a folder")],
+)  # fmt: skip
+def test_load_refuses_every_file_that_is_no_tinygan_checkpoint_and_says_what_it_is(
+    tmp_path, kind, what
+):
+    """Never raw bytes (NumPy returns a zip member that is not .npy as bytes), never a
+    TypeError from inside NumPy: a CheckpointError that names what the file is."""
+    path = tmp_path / "weights.pt"
+    _write_foreign_file(path, kind)
+    with pytest.raises(CheckpointError) as refused:
+        tg.load(path)
+    message = str(refused.value)
+    assert message.startswith(f"{str(path)!r} is not a readable checkpoint: it ")
+    assert what in message and "\n" not in message
 
 
 def test_pickled_object_arrays_are_refused(tmp_path):

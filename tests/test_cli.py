@@ -1,4 +1,5 @@
-"""Flags: every setting is checked when the flags are parsed, before any data is loaded."""
+"""Flags: every setting is checked when the flags are parsed, before any data is loaded;
+and a demo's mistakes end in one line (run_main, usage_errors)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tinygan.checkpoint import CheckpointError
+from tinygan.data import DatasetError, DownloadError
 from tinygan.train import MnistConfig
-from tinygan.utils.cli import parse_config, require_range
+from tinygan.utils.cli import UsageError, parse_config, require_range, run_main, usage_errors
 from tinygan.utils.fileio import refuse_to_replace
+from tinygan.utils.run import RunError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,3 +172,91 @@ def test_demos_that_write_at_the_end_keep_an_earlier_runs_results(
     assert str(tmp_path.resolve()) in str(stop.value)
     assert (tmp_path / earlier).read_text() == "{}"
     refuse_to_replace(tmp_path, [earlier], overwrite=True)  # asked: nothing stops it
+
+
+# --------------------------------------------------------------------------- one clean stop
+def raising(error: BaseException):
+    """A demo's ``main`` that fails with ``error``."""
+
+    def main() -> None:
+        raise error
+
+    return main
+
+
+def stop_of(main, monkeypatch, capsys, *argv: str) -> tuple[int | str | None, str]:
+    """``run_main(main)`` with ``argv``: its exit status (or message) and its stderr."""
+    monkeypatch.setattr(sys, "argv", ["demo.py", *argv])
+    with pytest.raises(SystemExit) as stop:
+        run_main(main)
+    return stop.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (UsageError("lr must be positive"), 2),
+        (DatasetError("the folder holds no image files"), 1),  # a ValueError, yet not usage
+        (DownloadError("every mirror failed"), 1),
+        (CheckpointError("checkpoint.npz is truncated"), 1),  # a RuntimeError, yet not usage
+        (OSError(28, "No space left on device"), 1),
+        (FileNotFoundError(2, "No such file or directory", "run/checkpoint.npz"), 1),
+    ],
+)
+def test_run_main_ends_each_mistake_in_one_line_with_its_status(monkeypatch, capsys, error, status):
+    code, err = stop_of(raising(error), monkeypatch, capsys)
+    assert code == status
+    assert err == f"demo.py: error: {error}\n"
+
+
+def test_run_main_lets_a_run_error_and_an_interrupted_runs_status_through(monkeypatch, capsys):
+    refusal = RunError("runs/x already holds a run: use --resume")
+    code, err = stop_of(raising(refusal), monkeypatch, capsys)
+    assert code == "runs/x already holds a run: use --resume" and err == ""  # printed on exit
+    assert stop_of(raising(SystemExit(130)), monkeypatch, capsys) == (130, "")
+
+
+def test_run_main_keeps_the_traceback_of_a_bug(monkeypatch):
+    """A ValueError raised outside a usage_errors block (the training loop) is no mistake of
+    the user's: it keeps its type and traceback."""
+    monkeypatch.setattr(sys, "argv", ["demo.py"])
+    with pytest.raises(ValueError, match="operands could not be broadcast"):
+        run_main(raising(ValueError("operands could not be broadcast")))
+
+
+@pytest.mark.parametrize("error", [UsageError("bad lr"), DatasetError("no images")])
+def test_debug_shows_the_traceback_of_a_mistake(monkeypatch, error):
+    monkeypatch.setattr(sys, "argv", ["demo.py", "--debug"])
+    with pytest.raises(type(error)):
+        run_main(raising(error))
+
+
+def test_debug_shows_where_a_run_error_was_raised(monkeypatch, capsys):
+    code, err = stop_of(raising(RunError("diverged")), monkeypatch, capsys, "--debug")
+    assert code == "diverged" and "Traceback" in err and "RunError: diverged" in err
+
+
+def test_usage_errors_turns_a_refused_setting_into_a_usage_error():
+    for refusal in (ValueError("Adam: lr must be >= 0"), TypeError("z_dim must be an int"),
+                    RuntimeError("cuda requested, but no GPU is usable")):  # fmt: skip
+        with pytest.raises(UsageError, match=str(refusal)) as info:
+            with usage_errors():
+                raise refusal
+        assert info.value.__cause__ is refusal
+
+
+@pytest.mark.parametrize(
+    "error",
+    [DatasetError("no digits"), CheckpointError("truncated"), OSError("disk full"),
+     RunError("already holds a run"), KeyError("a bug")],
+)  # fmt: skip
+def test_usage_errors_lets_the_other_errors_through_unchanged(error):
+    with pytest.raises(type(error)) as info:
+        with usage_errors():
+            raise error
+    assert info.value is error
+
+
+def test_every_demo_parser_takes_debug_without_it_becoming_a_setting():
+    config = parse_config(MnistConfig, ["--debug", "--steps", "3"])
+    assert config.steps == 3 and not hasattr(config, "debug")

@@ -556,6 +556,79 @@ def test_pixels_of_unknown_range_are_unreadable_not_guessed(tmp_path, picture, m
     assert re.search(message, result.unreadable[0].reason)
 
 
+def test_nan_pixels_of_a_float_picture_are_counted_and_the_first_named(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    pixels = np.full((8, 8), 0.5, np.float32)
+    pixels[2, 5] = pixels[6, 1] = np.nan
+    pixels[7, 7] = np.inf
+    Image.fromarray(pixels).save(tmp_path / "imgs" / "odd.tif")
+    uniform("L", 7).save(tmp_path / "imgs" / "plain.png")
+    result = data.load_image_folder(tmp_path / "imgs", size=8, cache=False)
+    assert len(result.images) == 1 and result.unreadable_paths == [tmp_path / "imgs" / "odd.tif"]
+    reason = result.unreadable[0].reason
+    assert reason == "3 float pixels that are NaN or infinite, the first at row 2, column 5"
+
+
+# --------------------------------------------------------------------------- run folders
+def make_run_folder(folder: Path) -> None:
+    """A folder as a finished run leaves it: its settings, checkpoint and picture outputs."""
+    (folder / "samples").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "checkpoint.npz").write_bytes(b"PK")
+    for name in ("losses.png", "progress.gif", "samples/step_000001.png"):
+        uniform("RGB", (9, 9, 9)).save(folder / name)
+
+
+def test_image_folder_never_reads_a_run_folder_below_the_root(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(3):
+        uniform("RGB", (i, 0, 0)).save(root / f"{i}.png")
+    make_run_folder(root / "runs" / "old")  # a finished run: config.json and checkpoint
+    (root / "this_run" / "samples").mkdir(parents=True)  # this run, before its checkpoint
+    uniform("RGB", (9, 9, 9)).save(root / "this_run" / "samples" / "step_000001.png")
+    (root / "notes").mkdir()  # a folder with only one of the two files is no run
+    (root / "notes" / "config.json").write_text("{}")
+    uniform("RGB", (3, 0, 0)).save(root / "notes" / "3.png")
+
+    result = data.load_image_folder(root, size=4, exclude=[tmp_path / "photos" / "this_run"])
+    assert result.images[:, 0, 0, 0].tolist() == [0, 1, 2, 3]
+    assert [item.path for item in result.run_folders] == [root / "runs/old", root / "this_run"]
+    old, this = (item.reason for item in result.run_folders)
+    assert old.startswith("it holds a training run (config.json and checkpoint.npz)")
+    assert this.startswith("this run's output folder")
+    assert "never read as training images" in old and "never read as training images" in this
+    assert result.ignored_paths == [root / "notes" / "config.json"] and not result.unreadable
+    again = data.load_image_folder(root, size=4, exclude=[root / "this_run"])  # the cache
+    assert again.cache_path == result.cache_path and again.run_folders == result.run_folders
+    everything = data.load_image_folder(root, size=4, cache=False)
+    assert len(everything.images) == 5  # this run's grid too, when nothing names its folder
+
+
+def test_image_folder_refuses_a_root_that_is_a_run_or_inside_one(tmp_path):
+    make_run_folder(tmp_path / "run")
+    with pytest.raises(DatasetError, match="it holds a training run"):
+        data.load_image_folder(tmp_path / "run", size=4)
+    with pytest.raises(DatasetError, match="lies in this run's output folder"):
+        data.load_image_folder(tmp_path / "run" / "samples", size=4, exclude=[tmp_path / "run"])
+
+
+def test_a_file_name_that_is_not_utf8_is_loaded_and_cached(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: no UTF-8 text
+    try:
+        uniform("RGB", (1, 2, 3)).save(root / name)
+    except (OSError, UnicodeEncodeError) as e:
+        pytest.skip(f"this file system refuses names that are not UTF-8: {e}")
+    (root / os.fsdecode(b"bad\xff.jpg")).write_bytes(b"not a JPEG")
+    first = data.load_image_folder(root, size=4, cache_dir=tmp_path / "cache")
+    assert (first.images[0, :, 0, 0] == [1, 2, 3]).all() and first.cache_path.is_file()
+    again = data.load_image_folder(root, size=4, cache_dir=tmp_path / "cache")  # a cache hit
+    assert again.cache_path == first.cache_path and again.unreadable == first.unreadable
+    assert os.fsencode(again.unreadable[0].path.name) == b"bad\xff.jpg"
+
+
 # --------------------------------------------------------------------------- files left out
 def symlink(link: Path, target: Path | str) -> None:
     """``link`` -> ``target``, or skip the test where the platform cannot make links."""
@@ -775,6 +848,28 @@ def test_rgb_and_float_images_pass_through():
     np.testing.assert_allclose(batch, floats, atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_batch_loader_refuses_nan_and_infinite_pixels_naming_the_count_and_the_first(dtype):
+    images = np.zeros((6, 3, 4, 4), dtype)
+    images[4, 2, 1, 3] = np.nan
+    images[5, 0, 0, 0] = np.inf
+    images[5, 1, 0, 0] = -np.inf
+    with pytest.raises(DatasetError) as info:
+        data.BatchLoader(images, 2)
+    message = str(info.value)
+    assert "3 of the 288 pixels" in message and "NaN or infinite" in message
+    assert "image 4 (channel 2, row 1, column 3)" in message and "data is broken" in message
+    grey = np.zeros((3, 4, 4), dtype)
+    grey[1, 2, 3] = -np.inf
+    with pytest.raises(DatasetError, match=r"1 of the 48 pixels .* image 1 \(row 2, column 3\)"):
+        data.BatchLoader(grey, 1)
+
+
+def test_batch_loader_accepts_finite_pixels_whose_sum_overflows():
+    huge = np.full((4, 2, 2), np.finfo(np.float64).max)  # finite, but no float64 sum holds them
+    assert data.BatchLoader(huge, 2).images.shape == (4, 1, 2, 2)
+
+
 def test_shuffling_is_seeded():
     images = indexed_images(100)
     order = [batch_indices(b) for b in data.BatchLoader(images, 10, seed=1).epoch(0)]
@@ -800,8 +895,11 @@ def test_batch_loader_epochs_differ_and_resume_is_exact():
 
 
 def test_batch_loader_rejects_bad_input():
-    with pytest.raises(ValueError, match="do not fill one batch"):
+    with pytest.raises(ValueError, match="batch_size 8 is more than the 5 images") as info:
         data.BatchLoader(indexed_images(5), batch_size=8)
+    assert "at most 5" in str(info.value) and "drop_last" not in str(info.value)
+    with pytest.raises(ValueError, match="nothing to make batches of"):
+        data.BatchLoader(indexed_images(0), batch_size=1)
     with pytest.raises(ValueError, match=r"\(N, H, W\) or \(N, C, H, W\)"):
         data.BatchLoader(np.zeros((5, 4), np.uint8), batch_size=2)
     with pytest.raises(TypeError, match="uint8 or floating"):

@@ -166,7 +166,7 @@ def test_sample_from_checkpoint_writes_grid_and_strip(tmp_path):
 
 def test_config_rejects_unknown_loss():
     with pytest.raises(ValueError, match="loss"):
-        TrainConfig(loss="hinge")
+        TrainConfig(loss="no-such-loss")
 
 
 # ----------------------------------------------------------------------------- the run folder

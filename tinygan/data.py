@@ -347,6 +347,29 @@ def images_to_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
+def _require_finite(images: np.ndarray) -> None:
+    """Raise DatasetError, with their count and the first, if pixels are NaN or infinite.
+
+    Such a pixel makes the losses NaN at once, and the run would seem to diverge. The
+    check sums in float64, which needs no mask the size of the images and is finite
+    exactly when every pixel is (float32 pixels cannot overflow a float64 sum); only when
+    it is not (or huge float64 pixels overflow it) does a mask count the pixels.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow only asks for the mask
+        if np.isfinite(np.sum(images, dtype=np.float64)):
+            return
+    bad = ~np.isfinite(images)
+    count = int(np.count_nonzero(bad))
+    if count:
+        *where, row, column = (int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
+        channel = f"channel {where[1]}, " if len(where) > 1 else ""
+        raise DatasetError(
+            f"{count:,} of the {images.size:,} pixels of the images are NaN or infinite, the "
+            f"first in image {where[0]} ({channel}row {row}, column {column}): the data is "
+            "broken, not the training; repair or leave out those images"
+        )
+
+
 class BatchLoader:
     """Shuffled mini-batches, reproducible from a seed and resumable at any step.
 
@@ -364,13 +387,20 @@ class BatchLoader:
     Args:
         images: uint8 ``(N, H, W)`` (one channel, as MNIST) or ``(N, C, H, W)``, converted
             per batch by :func:`images_to_float`; or floating point, taken to be in
-            [-1, 1] already and cast to float32.
+            [-1, 1] already and cast to float32 (NaN and infinity are refused).
         batch_size: images per batch.
         seed: seed of the shuffling.
         shuffle: False visits the images in stored order in every epoch.
         drop_last: leave out each epoch's last, incomplete batch (so every batch has
             ``batch_size`` images, which BatchNorm statistics like).
         labels: one integer label per image (N,), for :meth:`batch_labels`, or None.
+
+    Raises:
+        ValueError: images of another shape, no images, or a ``batch_size`` below 1 or
+            (with ``drop_last``) above the number of images.
+        TypeError: pixels neither uint8 nor floating point.
+        DatasetError: floating-point pixels that are NaN or infinite (the message gives
+            their count and the first).
     """
 
     def __init__(
@@ -388,12 +418,18 @@ class BatchLoader:
             raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if len(images) == 0 or (drop_last and len(images) < batch_size):
+        if len(images) == 0:
+            raise ValueError("images is empty: there is nothing to make batches of")
+        if drop_last and len(images) < batch_size:
             raise ValueError(
-                f"{len(images)} images do not fill one batch of {batch_size} (drop_last=True)"
+                f"batch_size {batch_size} is more than the {len(images):,} images: every "
+                f"batch holds {batch_size} different images, so use a batch size of at most "
+                f"{len(images):,}"
             )
         if labels is not None and np.shape(labels) != images.shape[:1]:
             raise ValueError(f"labels must have shape ({len(images)},), got {np.shape(labels)}")
+        if images.dtype != np.uint8:
+            _require_finite(images)
         self.images = images[:, None] if images.ndim == 3 else images  # (N, C, H, W)
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         self.batch_size = batch_size

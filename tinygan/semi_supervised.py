@@ -84,7 +84,8 @@ def balanced_label_subset(
     if short:
         raise ValueError(
             f"balanced_label_subset: {per_class} labelled examples per class were asked for, "
-            f"but these classes have fewer (count in brackets): {', '.join(short)}"
+            f"but these classes have fewer (count in brackets): {', '.join(short)}; at most "
+            f"{min(len(m) for m in members)} per class can be labelled"
         )
     rng = np.random.default_rng(seed)
     chosen = [rng.choice(m, size=per_class, replace=False) for m in members]

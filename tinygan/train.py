@@ -35,8 +35,14 @@ from tinygan.gan import LOSSES, d_step, g_step
 from tinygan.nn import Module
 from tinygan.optim import SGD, Adam, Optimizer
 from tinygan.tensor import Tensor
-from tinygan.utils.cli import require_choice, require_folder, require_positive, require_range
-from tinygan.utils.run import Run, RunConfig, sample_from_checkpoint
+from tinygan.utils.cli import (
+    require_choice,
+    require_folder,
+    require_positive,
+    require_range,
+    usage_errors,
+)
+from tinygan.utils.run import Run, RunConfig, check_folder, sample_from_checkpoint
 from tinygan.utils.streams import RandomStreams
 
 
@@ -140,7 +146,7 @@ def train(
             g_loss = g_step(D, opt_g, family.g_loss, fake)
             if ema is not None:
                 ema.update()
-            run.log(step, g_loss=g_loss.item(), **d.summary(family.logits))
+            run.log(step, g_loss=g_loss, **d.summary(family.logits))
             if run.due(step, config.sample_every):
                 if ema is not None:  # BatchNorm's statistics under the averaged weights
                     ema.recompute_batchnorm(batchnorm_noise)
@@ -185,16 +191,25 @@ class MnistConfig(MnistSettings, TrainConfig):
 
 
 def train_mnist(config: MnistConfig, stream: TextIO | None = None) -> None:
-    """Train (or, with ``config.sample``, only sample) the MNIST GAN that ``config`` describes."""
+    """Train (or, with ``config.sample``, only sample) the MNIST GAN that ``config`` describes.
+
+    Raises:
+        UsageError: a batch larger than the data, before the first step.
+        DatasetError: the digits cannot be found, downloaded or read.
+    """
     G, D = models.mnist_models(config.model, config.z_dim, LOSSES[config.loss].critic, config.seed)
     log = None if stream is None else (lambda line: print(line, file=stream))
     if config.sample:
         G.to(resolve_device(config.device))
+        checkpoint = f"{config.out}/checkpoint.npz"
         sample_from_checkpoint(
-            G, f"{config.out}/checkpoint.npz", config.out, config.z_dim, config.seed, log=log
+            G, checkpoint, config.out, config.z_dim, config.seed, log=log, config=config
         )
         return
+    check_folder(config)  # before the digits load: an --out that is a file, a live run there
     images = data.load_training_images(
         config.dataset, config.data_root or None, config.download, log
     )
-    train(G, D, BatchLoader(images, config.batch_size, seed=config.seed), config, stream)
+    with usage_errors():  # a batch larger than the data: one line, before the first step
+        loader = BatchLoader(images, config.batch_size, seed=config.seed)
+    train(G, D, loader, config, stream)

@@ -1,11 +1,18 @@
-"""Command-line flags from a dataclass: every field becomes ``--field-name``.
+"""Command-line flags from a dataclass, and the one way a demo stops on a mistake.
 
 The demos describe their settings once, as a dataclass with defaults and a docstring
 ``Attributes:`` section; this module turns it into an argparse parser, so a flag, its
 default and its help text can never disagree with the code. A bad value is a usage error
-(one line, exit status 2) before anything is loaded or written: found either by the
-dataclass's ``__post_init__`` (with the ``require_*`` helpers below), or by the
-constructors the demo builds its objects with, inside a :func:`usage_errors` block.
+(exit status 2) before anything is loaded or written: found either by the dataclass's
+``__post_init__`` (with the ``require_*`` helpers below), or by the constructors the demo
+builds its objects with, inside a :func:`usage_errors` block.
+
+A user's mistake ends in one plain line on stderr, not a traceback: each demo runs its
+``main`` through :func:`run_main`, which turns tinygan's own errors into that line and an
+exit status, 2 for a setting (:class:`UsageError`), 1 for everything else the user can fix
+(the data, a checkpoint, the run's folder, the disk). Any other exception is a bug in
+tinygan and keeps its traceback; ``--debug``, a flag of every demo, shows the traceback
+of every error.
 """
 
 from __future__ import annotations
@@ -15,12 +22,27 @@ import dataclasses
 import math
 import re
 import sys
-from collections.abc import Iterator, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tinygan.checkpoint import CheckpointError
+from tinygan.utils.idx import DatasetError
+
 T = TypeVar("T")
+
+# The mistakes that are not a setting, each with a message that names its fix: the data,
+# a checkpoint, the disk (a full disk, a folder without write permission). Exit status 1.
+OTHER_MISTAKES = (DatasetError, CheckpointError, OSError)
+
+
+class UsageError(ValueError):
+    """A setting the program cannot run with; :func:`run_main` ends it with status 2.
+
+    A ValueError, so that code catching the library's ValueErrors still catches it.
+    """
 
 
 def _field_help(cls: type) -> dict[str, str]:
@@ -45,11 +67,15 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, **defaults: An
 
     Returns:
         An instance of ``cls``. Invalid values exit with argparse's usage message, and the
-        dataclass's own checks (``__post_init__``) are reported the same way.
+        dataclass's own checks (``__post_init__``) are reported the same way. The parser
+        also takes ``--debug``, which :func:`run_main` reads (it is no setting of ``cls``).
     """
     parser = argparse.ArgumentParser(
         description=(cls.__doc__ or "").strip().splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, show Python's traceback, not one line"
     )
     helps = _field_help(cls)
     for field in dataclasses.fields(cls):
@@ -62,18 +88,23 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, **defaults: An
             )
         else:
             parser.add_argument(flag, type=type(default), default=default, help=help_text)
-    args = parser.parse_args(argv)
+    args = vars(parser.parse_args(argv))
+    del args["debug"]
     try:
-        return cls(**vars(args))
+        return cls(**args)
     except (ValueError, TypeError, RuntimeError) as err:
         parser.error(str(err))
 
 
 @contextmanager
 def usage_errors() -> Iterator[None]:
-    """A ValueError, TypeError or RuntimeError raised in the block (a constructor refusing a
-    setting, "cuda" without a GPU) ends the program as a usage error: one line
-    ``prog: error: message`` on stderr, exit status 2.
+    """Mark the block where settings become objects: a ValueError, TypeError or RuntimeError
+    raised in it (a constructor refusing a setting, "cuda" without a GPU, a batch larger
+    than the data) is raised again as a :class:`UsageError`, with the same message.
+
+    The errors of :data:`OTHER_MISTAKES` (a data folder without the files, a damaged
+    checkpoint) pass unchanged: they are no setting. Only the setup belongs in the block:
+    an error of the training loop itself is a bug, and keeps its type and traceback.
 
     Example:
         >>> with usage_errors():  # a bad --lr-g stops here, naming Adam's check
@@ -81,10 +112,38 @@ def usage_errors() -> Iterator[None]:
     """
     try:
         yield
+    except (UsageError, *OTHER_MISTAKES):
+        raise
     except (ValueError, TypeError, RuntimeError) as err:
+        raise UsageError(str(err)) from err
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a demo's ``main()``: a mistake the user can fix ends it in one line on stderr.
+
+    ``prog: error: message`` and exit status 2 for a :class:`UsageError`, 1 for one of
+    :data:`OTHER_MISTAKES`; a ``SystemExit`` (a run folder's ``RunError``, which prints
+    its own message with status 1, or the status of an interrupted run) ends the program
+    as it is. Any other exception is a bug and shows its traceback. With ``--debug`` on
+    the command line every error shows its traceback, the one-line ones included.
+
+    Example:
+        >>> if __name__ == "__main__":
+        ...     run_main(main)
+    """
+    debug = "--debug" in sys.argv[1:]
+    try:
+        main()
+    except SystemExit as stop:
+        if debug and isinstance(stop.code, str):  # a message: where it was raised
+            traceback.print_exc()
+        raise
+    except (UsageError, *OTHER_MISTAKES) as err:
+        if debug:
+            raise
         prog = Path(sys.argv[0]).name or "tinygan"
         print(f"{prog}: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(2 if isinstance(err, UsageError) else 1) from None
 
 
 def require_choice(name: str, value: Any, choices: Sequence[Any]) -> None:

@@ -31,6 +31,13 @@ Pictures with several frames (animated GIF, PNG or WebP, multi-page TIFF) are ig
 reported: which frame stands for the file is a guess (the first frame of an animation is
 often blank or a title), so the choice is left to the user, who can extract the frames.
 
+**Run folders.** A run's outputs are never its inputs. A folder below the root that holds
+a training run (both :data:`RUN_MARKERS`), and each folder given as ``exclude`` (a run's
+own output folder, which holds no checkpoint before its first one), is not read, and is
+reported in ``run_folders``: otherwise ``--root .`` with the run's folder inside it would
+train on the run's own grids, ``losses.png`` and ``progress.gif``, a few more after every
+resume (which then no longer continues the same run).
+
 **Cache.** The images are cached in one ``.npz`` archive keyed by the *content* of every
 image file (a SHA-256 of its bytes), not by its size and modification time, which a copy,
 an archive extraction or an editor can keep while the pixels change. The price is reading
@@ -51,7 +58,7 @@ import io
 import os
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -70,6 +77,9 @@ _CACHE_FORMAT = "tinygan-image-folder-v2"  # bump when the preprocessing changes
 _ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 _CACHE_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+RUN_MARKERS = ("config.json", "checkpoint.npz")  # a folder with both holds a training run
+_A_RUN = f"it holds a training run ({' and '.join(RUN_MARKERS)})"
+_NEVER_TRAINING_DATA = "a run's outputs are never read as training images"
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,8 @@ class ImageFolderData:
             unknown, and folders that could not be listed, sorted by path.
         cache_warning: one line when the cache was damaged (and rebuilt) or could not be
             written, else None; the images are complete either way.
+        run_folders: folders below the root that were not read because they hold a run's
+            outputs (see the module docstring), sorted by path.
     """
 
     images: np.ndarray
@@ -107,6 +119,7 @@ class ImageFolderData:
     ignored: tuple[LeftOut, ...] = ()
     unreadable: tuple[LeftOut, ...] = ()
     cache_warning: str | None = None
+    run_folders: tuple[LeftOut, ...] = ()
 
     @property
     def skipped(self) -> int:
@@ -131,13 +144,14 @@ def load_image_folder(
     cache_dir: PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    exclude: Sequence[PathLike] = (),
 ) -> ImageFolderData:
     """Load every image under a folder (CelebA, shoes, cat faces...) as square RGB arrays.
 
     The image files (see the module docstring for which, and how their pixels become RGB)
     are read in sorted order, centre-cropped to a square and resized to ``size`` x ``size``
     with Lanczos filtering. Files left out are counted and listed in the result's
-    ``ignored`` and ``unreadable``.
+    ``ignored`` and ``unreadable``, and folders holding a run in its ``run_folders``.
 
     The result is cached in one ``.npz`` archive, written atomically, whose name holds the
     folder's name, ``size`` and a fingerprint of every image file's path and content: a
@@ -153,17 +167,21 @@ def load_image_folder(
         progress: called as ``progress(done, total)`` about every 1% of the decoding.
         workers: threads hashing and decoding in parallel (hashlib and Pillow release the
             GIL); default ``min(8, cpu count)``.
+        exclude: folders never read, wherever they are below ``root`` (the run's own
+            output folder); one that does not exist yet changes nothing.
 
     Returns:
         An :class:`ImageFolderData` with uint8 ``(N, 3, size, size)`` images.
 
     Raises:
-        DatasetError: ``root`` is not a folder, holds no image file, or none gives a picture.
+        DatasetError: ``root`` is not a folder, holds no image file, none gives a picture,
+            or it holds a run or lies in an ``exclude`` folder.
     """
     folder = Path(root)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: not a folder")
-    files, scanned = _scan(folder)
+    _refuse_run_outputs(folder, exclude)
+    files, scanned = _scan(folder, {_folder_key(Path(p)) for p in exclude} - {None})
     if not files:
         found = f"; left out: {folder / scanned[0][1]}: {scanned[0][2]}" if scanned else ""
         raise DatasetError(
@@ -212,22 +230,55 @@ def _result(
     warning: str | None = None,
 ) -> ImageFolderData:
     """The ImageFolderData of ``images`` and the ``(kind, name, reason)`` left out."""
-    found: dict[str, list[LeftOut]] = {"ignored": [], "unreadable": []}
+    found: dict[str, list[LeftOut]] = {"ignored": [], "unreadable": [], "run": []}
     for kind, name, reason in sorted(left_out, key=lambda row: row[1]):
         found[kind].append(LeftOut(folder / name, reason))
     return ImageFolderData(
-        images, cache_path, tuple(found["ignored"]), tuple(found["unreadable"]), warning
-    )
+        images, cache_path, tuple(found["ignored"]), tuple(found["unreadable"]), warning,
+        tuple(found["run"]),
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- run folders
+def _holds_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a training run (every file of :data:`RUN_MARKERS`)."""
+    return all((folder / name).is_file() for name in RUN_MARKERS)
+
+
+def _folder_key(folder: Path) -> tuple[int, int] | None:
+    """The ``(device, inode)`` of a folder, however its path is spelled; None if missing."""
+    try:
+        stat = folder.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _refuse_run_outputs(folder: Path, exclude: Sequence[PathLike]) -> None:
+    """Raise DatasetError if the root itself holds a run or lies in an ``exclude`` folder."""
+    if _holds_run(folder):
+        raise DatasetError(
+            f"{folder}: {_A_RUN}, and {_NEVER_TRAINING_DATA}: give the folder of the pictures"
+        )
+    for out in exclude:
+        if folder.resolve().is_relative_to(Path(out).resolve()):
+            raise DatasetError(
+                f"{folder}: it lies in this run's output folder {out}, and "
+                f"{_NEVER_TRAINING_DATA}: give the folder of the pictures, or another output folder"
+            )
 
 
 # --------------------------------------------------------------------------- scanning
-def _scan(folder: Path) -> tuple[list[Path], list[tuple[str, str, str]]]:
+def _scan(
+    folder: Path, excluded: set[tuple[int, int]]
+) -> tuple[list[Path], list[tuple[str, str, str]]]:
     """The image files under ``folder`` in sorted order, and ``(kind, name, reason)`` of
     everything else (``name``: the path relative to ``folder``, in POSIX form).
 
     Links to folders are followed once all real subfolders are scanned, and each real
     folder, known by its ``(device, inode)``, is scanned once, so links cannot loop and a
-    folder reached both directly and through a link keeps its direct path.
+    folder reached both directly and through a link keeps its direct path. A folder that
+    holds a run, or whose ``(device, inode)`` is in ``excluded``, is left out (kind "run").
     """
     files: list[Path] = []
     left_out: list[tuple[str, str, str]] = []
@@ -244,6 +295,10 @@ def _scan(folder: Path) -> tuple[list[Path], list[tuple[str, str, str]]]:
                 left_out.append(("ignored", name, reason))
                 continue
             first_visit[key] = name
+            if directory != folder and (key in excluded or _holds_run(directory)):
+                what = "this run's output folder" if key in excluded else _A_RUN
+                left_out.append(("run", name, f"{what}, and {_NEVER_TRAINING_DATA}"))
+                continue
             with os.scandir(directory) as listing:
                 entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as e:
@@ -357,8 +412,13 @@ def _high_depth_to_grey(image: Image.Image) -> Image.Image:
     """
     pixels = np.asarray(image)
     if image.mode == "F":
-        if not np.isfinite(pixels).all():
-            raise ValueError("float pixels that are NaN or infinite")
+        bad = ~np.isfinite(pixels)
+        if bad.any():
+            row, column = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            raise ValueError(
+                f"{np.count_nonzero(bad):,} float pixels that are NaN or infinite, the first "
+                f"at row {row}, column {column}"
+            )
         low, high = float(pixels.min()), float(pixels.max())
         if low < 0 or high > 255:
             raise ValueError(
@@ -386,10 +446,12 @@ def _image_cache_path(
     folder: Path, names: list[str], digests: list[str], size: int, cache_dir: PathLike | None
 ) -> Path:
     """``<cache_dir>/<folder name>-<hash of its path>-<size>px-<fingerprint>.npz``."""
-    where = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8]
+    # os.fsencode: the bytes of a file name, which need not be valid UTF-8 (str.encode
+    # would fail on the surrogates that Python decodes such a name's bytes into).
+    where = hashlib.sha256(os.fsencode(folder.resolve())).hexdigest()[:8]
     fingerprint = hashlib.sha256(f"{_CACHE_FORMAT} {size}\n".encode())
     for name, digest in zip(names, digests):
-        fingerprint.update(f"{name}\t{digest}\n".encode())
+        fingerprint.update(os.fsencode(name) + f"\t{digest}\n".encode())
     safe_name = re.sub(r"[^A-Za-z0-9_.]+", "_", folder.resolve().name) or "root"
     base = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "image-folders"
     return base / f"{safe_name}-{where}-{size}px-{fingerprint.hexdigest()[:16]}.npz"

@@ -13,7 +13,9 @@ called from the loop between steps, and changes no weight and no process setting
         ...
 
 The one exception is ``--resume``: :meth:`steps` loads the checkpoint into the networks,
-the optimizers and the EMA it was given, before the first step.
+the optimizers and the EMA it was given, before the first step (and scores the
+checkpoint's step if a killed run left it unscored, measuring the EMA's BatchNorm
+statistics first as the loop does before each score; the EMA's next update replaces them).
 
 The folder ``config.out`` holds ``config.json`` (the settings), ``samples/step_XXXXXX.png``
 (a grid from a fixed noise batch), ``losses.csv`` and ``losses.png``, ``checkpoint.npz``
@@ -21,8 +23,14 @@ The folder ``config.out`` holds ``config.json`` (the settings), ``samples/step_X
 resumed run needs, since every random number is a pure function of the seed and the step,
 see :mod:`tinygan.utils.streams`) and, with evaluations, ``metrics.csv``.
 
-The folder belongs to one run:
+The folder belongs to one run, and to one process at a time:
 
+* A run locks its folder (``.lock``, see :class:`~tinygan.utils.fileio.FolderLock`)
+  before it writes anything, and lets go when it ends. A second run into a folder whose
+  run is still going, with or without ``--overwrite`` or ``--resume``, stops and names
+  the process; so does ``--sample``, which writes its grids into the folder (reading the
+  checkpoint of a live run would be safe, as it is written atomically; writing beside the
+  run is not). The lock of a process that died (``kill -9``) is taken over.
 * A new run stops (:class:`RunError`) where a run already left its files, naming the
   choices: ``--resume`` continues it, ``--overwrite`` deletes the files a run writes
   (:data:`RUN_FILES` and the grids in ``samples/``, never other files) and starts again,
@@ -35,13 +43,21 @@ The folder belongs to one run:
   finishes, a checkpoint of it is written, and the process exits (status 130 or 143), so
   ``--resume`` continues exactly as if nothing had happened. Before the first step there
   is nothing to save: the run stops at once with the same status.
-* A diverged run stops (:class:`RunError`) at the first step whose losses are not finite,
-  before that step writes anything: the last checkpoint and grids are those of good steps.
+* A diverged run stops (:class:`RunError`) when the losses of a step come back not finite
+  (at the latest at the next log line, grid or checkpoint), naming that step, before it
+  writes anything: the last checkpoint and grids are those of good steps.
+* A file that cannot be written (a full disk) stops the run in one line that names it and
+  says which checkpoint is intact; a checkpoint that cannot be read, or that holds another
+  model, stops ``--resume`` and ``--sample`` in one line that says what the file is.
+* A run killed (``kill -9``) while it scored a step that it had already checkpointed
+  scores that step again when resumed, so ``metrics.csv`` ends as an uninterrupted run's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
@@ -56,15 +72,21 @@ from typing import Any, TextIO
 import numpy as np
 
 from tinygan import metrics
-from tinygan.backend import array_module, normalize_device
-from tinygan.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from tinygan.backend import array_module, is_cupy_array, normalize_device, to_numpy
+from tinygan.checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from tinygan.ema import EMA, recompute_batchnorm
 from tinygan.gan import generate, generate_many
 from tinygan.nn import Module
 from tinygan.optim import Optimizer
-from tinygan.tensor import Tensor
+from tinygan.tensor import Tensor, array_of
 from tinygan.utils.cli import require_positive, require_range
-from tinygan.utils.fileio import atomic_write
+from tinygan.utils.fileio import FolderInUse, FolderLock, atomic_write, check_unlocked
 from tinygan.utils.images import save_gif, save_grid, save_loss_plot, save_metrics_plot, save_strip
 from tinygan.utils.progress import Progress
 from tinygan.utils.streams import INTERPOLATION, SAMPLES, RandomStreams
@@ -90,6 +112,13 @@ _RESUMABLE_CHANGES = {
     "sample",
 }
 _FOLDER_SETTINGS = {"data_root", "root"}  # compared resolved: "./digits" is "digits"
+
+
+def _as_floats(values: list[Any]) -> list[float]:
+    """Numbers and one-element arrays as floats; those on a GPU read back in one transfer."""
+    on_gpu = [v.reshape(()) for v in values if is_cupy_array(v)]
+    host = iter(to_numpy(array_module(on_gpu[0]).stack(on_gpu)).tolist() if on_gpu else ())
+    return [next(host) if is_cupy_array(v) else float(v) for v in values]
 
 
 class RunError(SystemExit):
@@ -183,6 +212,8 @@ class Run:
 
     Raises:
         ValueError: a setting of the run is out of its range.
+        RunError: ``config.out`` cannot be the run's folder (see :func:`check_folder`);
+            checked here, before the caller loads its data, and again under the lock.
     """
 
     eval_samples = 2000
@@ -200,17 +231,21 @@ class Run:
         stream: TextIO | None = None,
     ) -> None:
         check_run_settings(config)
+        check_folder(config)
         self.config = config
         self.generator, self.discriminator = generator, discriminator
         self.opt_g, self.opt_d = opt_g, opt_d
         self.ema = ema
         self.out = Path(config.out)
+        self._lock = FolderLock(self.out.resolve())  # held from steps()' start to its end
         self.streams = RandomStreams(config.seed) if streams is None else streams
         self.device = next(iter(generator.parameters())).device
         self.step = 0  # the last finished step
         self.checkpoint_step = 0  # the step of the checkpoint in the folder (0: none)
         self._seconds_before = 0.0  # training time before this process (resumed runs)
         self.history: dict[str, list[float]] = {name: [] for name in HISTORY}
+        self._logged: list[tuple[int, float, dict[str, Any]]] = []  # not yet read back
+        self._shown: dict[str, float] = {}  # the losses on the progress line
         self.metrics_history: list[dict[str, float]] = []  # one row per evaluation
         self.progress = Progress(config.steps, 0, stream, config.log_every)
 
@@ -218,55 +253,79 @@ class Run:
     def steps(self) -> Iterator[int]:
         """Steps 1..``config.steps`` (after the checkpoint's step with ``resume``).
 
-        Starts the run: claims the output folder (see the module docstring: a run already
-        there stops this one unless ``resume`` or ``overwrite`` says what to do with it),
-        loads the checkpoint when resuming, writes ``config.json``. Meanwhile and during the
-        steps, Ctrl-C and SIGTERM wait for the current step to finish; then a checkpoint of
-        it is written (none before step 1) and the process exits (status 128 + signal).
+        Starts the run: locks the output folder, then claims it (see the module docstring:
+        a run already there stops this one unless ``resume`` or ``overwrite`` says what to
+        do with it), loads the checkpoint when resuming, writes ``config.json``. Meanwhile
+        and during the steps, Ctrl-C and SIGTERM wait for the current step to finish; then
+        a checkpoint of it is written (none before step 1) and the process exits (status
+        128 + signal). The lock is let go when the steps end, however they end.
 
         Raises:
-            RunError: the folder holds another run, or ``resume`` meets other settings.
+            RunError: the folder holds another run or a live process, ``resume`` meets
+                other settings or a checkpoint it cannot load.
         """
-        with _signals_deferred() as caught:
-            self._start()
-            first = self.step
-            for step in range(self.step + 1, self.config.steps + 1):
+        try:
+            with _signals_deferred() as caught:
+                self._start()
+                first = self.step
+                for step in range(self.step + 1, self.config.steps + 1):
+                    if caught:
+                        break
+                    yield step
                 if caught:
-                    break
-                yield step
-            if caught:
-                self._stop(caught[0], steps_done=self.step - first)
+                    self._stop(caught[0], steps_done=self.step - first)
+        finally:
+            self._lock.release()
         written = {"samples": self.out / "samples", "losses": self.out / "losses.png"}
         where = "".join(f"; {k} in {p.resolve()}" for k, p in written.items() if p.exists())
         self.message(f"done: {self.step} steps in {self.history['seconds'][-1]:.0f} s{where}")
 
-    def log(self, step: int, **values: float) -> None:
+    def log(self, step: int, **values: Any) -> None:
         """Step ``step`` is finished: record its losses and update the progress line.
 
         ``values`` are the columns of ``losses.csv`` (``d_loss``, ``g_loss``, ``d_real``,
-        ``d_fake``, ``penalty``; a missing one is recorded as 0).
+        ``d_fake``, ``penalty``; a missing one is recorded as 0): numbers, or one-element
+        tensors or arrays where they were computed. Reading a number back from a GPU makes
+        the host wait for it, so those stay on the device until the progress line shows
+        them (every ``log_every`` steps and at the last step) or a grid, a checkpoint or a
+        score is written: then the values of every step since come back in one transfer.
 
-        This is also the divergence guard: a loss that is not finite (NaN or infinite)
-        stops the run here, before the step writes a grid or a checkpoint, so the last
-        checkpoint and grids stay those of good steps. The losses are checked at every
-        step, since they are at hand; the weights, which would cost a pass over every
-        array at every step, are checked only before they are written or drawn (see
-        :meth:`save_checkpoint`, :meth:`save_samples`).
+        This is also the divergence guard: losses that come back not finite (NaN or
+        infinite) stop the run, naming their step, before a grid or a checkpoint is
+        written, so the last checkpoint and grids stay those of good steps. The weights,
+        which would cost a pass over every array at every step, are checked only before
+        they are written or drawn (see :meth:`save_checkpoint`, :meth:`save_samples`).
 
         Raises:
             RunError: a loss is not finite; the message names the step, the values and
                 the likely cause.
         """
-        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-        if bad:
-            shown = ", ".join(f"{k} {v}" for k, v in bad.items())
-            raise self._diverged(step, f"its losses are not finite ({shown}), so it saved nothing")
+        seconds = self._seconds_before + self.progress.elapsed()
+        self._logged.append((step, seconds, {k: array_of(v) for k, v in values.items()}))
         self.step = step
-        self.history["step"].append(float(step))
-        values["seconds"] = self._seconds_before + self.progress.elapsed()
-        for name in HISTORY[1:]:
-            self.history[name].append(float(values.get(name, 0.0)))
-        self.progress.update(step, {"d_loss": values["d_loss"], "g_loss": values["g_loss"]})
+        if self.due(step, self.config.log_every):
+            self._read_back_logged()
+        self.progress.update(step, self._shown)
+
+    def _read_back_logged(self) -> None:
+        """Bring the logged values to the host in one transfer, check them (the divergence
+        guard of :meth:`log`) and add them to the history.
+        """
+        logged, self._logged = self._logged, []
+        numbers = iter(_as_floats([v for _, _, values in logged for v in values.values()]))
+        for step, seconds, values in logged:
+            row = {k: next(numbers) for k in values}
+            bad = {k: v for k, v in row.items() if not math.isfinite(v)}
+            if bad:
+                shown = ", ".join(f"{k} {v}" for k, v in bad.items())
+                raise self._diverged(
+                    step, f"its losses are not finite ({shown}), so it saved nothing"
+                )
+            self.history["step"].append(float(step))
+            row["seconds"] = seconds
+            for name in HISTORY[1:]:
+                self.history[name].append(row.get(name, 0.0))
+            self._shown = {"d_loss": row["d_loss"], "g_loss": row["g_loss"]}
 
     def due(self, step: int, every: int) -> bool:
         """True every ``every`` steps and at the last step (never when ``every`` is 0)."""
@@ -293,7 +352,8 @@ class Run:
         Also redraws ``progress.gif``, every grid of the run so far, one frame each.
 
         Raises:
-            RunError: a weight of the generator is not finite (nothing is drawn).
+            RunError: a weight of the generator is not finite (nothing is drawn), or a file
+                cannot be written.
         """
         self._check_weights(("generator", self.generator), what=f"the grid of step {step}")
         if images is None:
@@ -302,9 +362,11 @@ class Run:
             z = Tensor(self.streams.grid_noise(64, self.config.z_dim)).to(self.device)
             images = generate(sampler, z)
         path = self.out / "samples" / f"step_{step:06d}.png"
-        save_grid(images, path, nrow=nrow)
+        with self._writing(path):
+            save_grid(images, path, nrow=nrow)
         grids = sorted(p for p in path.parent.iterdir() if _GRID_NAME.fullmatch(p.name))
-        save_gif(grids, self.out / "progress.gif")
+        with self._writing(self.out / "progress.gif"):
+            save_gif(grids, self.out / "progress.gif")
         return path
 
     @property
@@ -316,21 +378,24 @@ class Run:
 
         Raises:
             RunError: a weight or BatchNorm statistic of either network is not finite;
-                nothing is written, so the checkpoint in the folder stays a good one.
+                nothing is written, so the checkpoint in the folder stays a good one. Or a
+                file cannot be written (a full disk): the checkpoint before stays intact,
+                since it is replaced only by a complete new one.
         """
         networks = ("generator", self.generator), ("discriminator", self.discriminator)
         self._check_weights(*networks, what=f"the checkpoint of step {self.step}")
         history = {f"history_{k}": np.asarray(v, dtype=np.float64) for k, v in self.history.items()}
-        save_checkpoint(
-            self.checkpoint_path,
-            generator=self.generator,
-            discriminator=self.discriminator,
-            opt_g=self.opt_g,
-            opt_d=self.opt_d,
-            step=self.step,
-            **({} if self.ema is None else {"generator_ema": self.ema.model}),
-            **history,
-        )
+        with self._writing(self.checkpoint_path):
+            save_checkpoint(
+                self.checkpoint_path,
+                generator=self.generator,
+                discriminator=self.discriminator,
+                opt_g=self.opt_g,
+                opt_d=self.opt_d,
+                step=self.step,
+                **({} if self.ema is None else {"generator_ema": self.ema.model}),
+                **history,
+            )
         self.checkpoint_step = self.step
         self._write_losses()
 
@@ -338,7 +403,8 @@ class Run:
         """Load ``checkpoint.npz`` of the output folder (a fresh start, said so, without one).
 
         Raises:
-            RunError: the folder's ``config.json`` holds settings that change the result.
+            RunError: the folder's ``config.json`` holds settings that change the result, or
+                the checkpoint cannot be read or holds other networks (nothing is changed).
         """
         self._check_config_matches()
         if not self.checkpoint_path.exists():
@@ -347,14 +413,24 @@ class Run:
                 "from: starting from step 0"
             )
             return
-        extras = load_checkpoint(
-            self.checkpoint_path,
-            generator=self.generator,
-            discriminator=self.discriminator,
-            opt_g=self.opt_g,
-            opt_d=self.opt_d,
-            **({} if self.ema is None else {"generator_ema": self.ema.model}),
-        )
+        try:
+            extras = load_checkpoint(
+                self.checkpoint_path,
+                generator=self.generator,
+                discriminator=self.discriminator,
+                opt_g=self.opt_g,
+                opt_d=self.opt_d,
+                **({} if self.ema is None else {"generator_ema": self.ema.model}),
+            )
+        except CheckpointError as err:
+            cure = "restore its checkpoint (from a copy)"
+            if isinstance(err, CheckpointMismatchError):
+                unknown = "" if (self.out / "config.json").exists() else _NO_CONFIG
+                cure = f"resume with the settings of the run that wrote it{unknown}"
+            raise self._fail(
+                f"--resume: {err}. Nothing in {self.out.resolve()} was changed: {cure}, or "
+                "start again with --overwrite (or another --out folder)"
+            ) from err
         self.step = self.checkpoint_step = int(extras["step"])
         self.history = {k: list(map(float, extras[f"history_{k}"])) for k in HISTORY}
         if self.metrics_path.exists():  # keep the evaluations up to the checkpoint's step
@@ -373,7 +449,9 @@ class Run:
 
         The noise is the same at every evaluation (a stream no training step draws from),
         so the scores follow the generator, not the noise; generating in eval mode leaves
-        the training exactly as it would be without evaluations.
+        the training exactly as it would be without evaluations. ``metrics.csv`` is written
+        last: a step has its row only once everything of its scoring is written, and a run
+        killed before that scores the step again when resumed (see :meth:`_score_missing`).
         """
         self._check_weights(("generator", self.generator), what=f"the scores of step {step}")
         z = self.streams.evaluation_noise(self.eval_samples, self.config.z_dim)
@@ -385,24 +463,36 @@ class Run:
         writer.writeheader()
         for row in self.metrics_history:
             writer.writerow({k: f"{v:.6g}" for k, v in row.items() if k in columns})
-        with atomic_write(self.metrics_path) as f:
-            f.write(text.getvalue().encode())
         complete = [row for row in self.metrics_history if set(columns) <= set(row)]
         floor = metrics.real_floor().as_dict()
-        save_metrics_plot(complete, self.out / "metrics.png", floor=floor)
+        with self._writing(self.out / "metrics.png"):
+            save_metrics_plot(complete, self.out / "metrics.png", floor=floor)
+        with self._writing(self.metrics_path), atomic_write(self.metrics_path) as f:
+            f.write(text.getvalue().encode())
         self.message(f"step {step} quality: {scores.summary()}")
         return scores
 
     # ------------------------------------------------------------------ internals
     def _start(self) -> None:
-        """Claim the folder (see the module docstring), resume, write ``config.json``."""
-        found = check_folder(self.config)
+        """Lock the folder, claim it (see the module docstring), resume, write ``config.json``;
+        score the checkpoint's step if a killed run left it unscored.
+        """
+        _make_folder(self.out)
+        try:
+            self._lock.acquire()
+        except FolderInUse as err:
+            raise self._fail(_in_use(err, _SECOND_RUN)) from err
+        except OSError as err:  # a file system without locks: go on, but say so
+            self.message(
+                f"could not lock {self._lock.path} ({err.strerror or err}): nothing keeps a "
+                "second run out of this folder"
+            )
+        found = _existing_run(self.config)  # under the lock: no other run can write now
         if self.config.resume:
             self.resume()
         elif found:
             self._delete_run_files()
             self.message(f"--overwrite: deleted the earlier run's {', '.join(found)}")
-        self.out.mkdir(parents=True, exist_ok=True)
         self._write_config()
         self._seconds_before = self.history["seconds"][-1] if self.history["seconds"] else 0.0
         self.progress = Progress(
@@ -412,6 +502,29 @@ class Run:
             f"training on {self.device} for {self.config.steps} steps (from step {self.step}); "
             f"output in {self.out.resolve()}"
         )
+        self._score_missing()
+
+    def _score_missing(self) -> None:
+        """Score the checkpoint's step again if it is due a score and ``metrics.csv`` lacks it.
+
+        The loop checkpoints a step before it scores it, so a run killed while scoring
+        (``kill -9``, a power cut) resumes after a step without its row, which no later
+        step would write. The scores are drawn as the loop draws them: by the EMA of G when
+        the run keeps one, its BatchNorm statistics measured first on the run's noise (what
+        the loop does before each score), else by G; so the row is the uninterrupted run's.
+        """
+        step, every = self.step, self.config.eval_every
+        if not (step and self.due(step, every)):
+            return
+        if any(row["step"] == step for row in self.metrics_history):
+            return
+        self.message(f"--resume: step {step} has a checkpoint but no scores yet: scoring it")
+        sampler = self.generator
+        if self.ema is not None:
+            noise = self.streams.batchnorm_noise(self.config.z_dim)
+            self.ema.recompute_batchnorm([Tensor(z).to(self.device) for z in noise])
+            sampler = self.ema.model
+        self.evaluate(step, sampler)
 
     def _stop(self, signum: int, steps_done: int) -> None:
         """After SIGINT or SIGTERM: save the last finished step (if any), exit 128 + signum."""
@@ -438,7 +551,10 @@ class Run:
                 samples.rmdir()
 
     def _check_weights(self, *networks: tuple[str, Module], what: str) -> None:
-        """Raise the divergence RunError if an array of the named ``networks`` is not finite."""
+        """Raise the divergence RunError if a logged loss (read back first: see :meth:`log`)
+        or an array of the named ``networks`` is not finite.
+        """
+        self._read_back_logged()
         for name, network in networks:
             arrays = network.state_dict().items()
             bad = [k for k, a in arrays if not array_module(a).isfinite(a).all()]
@@ -450,7 +566,12 @@ class Run:
                 )  # fmt: skip
 
     def _diverged(self, step: int, what: str) -> RunError:
-        """The error that stops a diverged run: which step, what, why, what is kept."""
+        """The error that stops a diverged run: which step, what, why, what is kept.
+
+        The data is not the suspect: the loaders refuse images with a NaN or infinite
+        pixel (tinygan.data.BatchLoader, the image-folder loader), so a loss that is not
+        finite comes from the training itself, most often from too large a step.
+        """
         rates = {k: v for k, v in asdict(self.config).items() if k.startswith("lr")}
         cause = "learning rates too large" if rates else "a setting that makes training unstable"
         if rates:
@@ -461,31 +582,60 @@ class Run:
             if self.checkpoint_step
             else "No checkpoint had been written"
         )
-        if self.progress.is_terminal:
-            self.progress.stream.write("\n")  # the error goes below the last progress line
-        return RunError(
-            f"step {step}: training diverged: {what}. Likely cause: {cause}. {kept}. Start "
-            "again with a smaller learning rate (--overwrite, or another --out folder)."
+        return self._fail(
+            f"step {step}: training diverged: {what}. The real images were checked finite "
+            f"as they were loaded (no NaN or infinite pixel), so the likely cause is {cause}. "
+            f"{kept}. Start again with a smaller learning rate (--overwrite, or another --out "
+            "folder)."
         )
+
+    def _fail(self, text: str) -> RunError:
+        """The RunError that ends the run, the folder's lock let go; the message goes below
+        the last progress line.
+        """
+        self._lock.release()
+        if self.progress.is_terminal:
+            self.progress.stream.write("\n")
+        return RunError(text)
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """An OSError while ``path`` is written (a full disk, a quota, no permission) stops
+        the run in one line naming the file and the checkpoint that is intact (each file
+        is written atomically, so the failed one is as it was).
+        """
+        try:
+            yield
+        except OSError as err:
+            kept = (
+                f"the checkpoint of step {self.checkpoint_step} is intact in "
+                f"{self.checkpoint_path.resolve()}"
+                if self.checkpoint_step
+                else "no checkpoint had been written yet"
+            )
+            hint = _WRITE_HINTS.get(err.errno or 0, "")
+            cure = "Make room (or lift the limit)" if hint else "Fix that"
+            again = f" to continue from step {self.checkpoint_step}" if self.checkpoint_step else ""
+            raise self._fail(
+                f"step {self.step}: could not write {path.resolve()}: {err.strerror or err}"
+                f"{hint}; {kept}. {cure}, then run again with --resume{again}."
+            ) from err
 
     def _check_config_matches(self) -> None:
         path = self.out / "config.json"
         if not path.exists():
             return
-        before = json.loads(path.read_text())
-        now = asdict(self.config)
-        changed = [
-            k for k in now if k not in _RESUMABLE_CHANGES and not _same(k, before.get(k), now[k])
-        ]
+        changed = _changed_settings(json.loads(path.read_text()), asdict(self.config))
         if changed:
-            details = ", ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed)
-            raise RunError(
+            details = ", ".join(changed)
+            raise self._fail(
                 f"--resume: the settings differ from the run in {self.out.resolve()} "
                 f"({details}); use the same settings, or another --out folder"
             )
 
     def _write_config(self) -> None:
-        with atomic_write(self.out / "config.json") as f:
+        path = self.out / "config.json"
+        with self._writing(path), atomic_write(path) as f:
             f.write(json.dumps(asdict(self.config), indent=2).encode() + b"\n")
 
     def _write_losses(self) -> None:
@@ -494,12 +644,14 @@ class Run:
         writer.writerow(HISTORY)
         for row in zip(*(self.history[k] for k in HISTORY)):
             writer.writerow([int(row[0]), *(f"{v:.6g}" for v in row[1:])])
-        with atomic_write(self.out / "losses.csv") as f:
+        path = self.out / "losses.csv"
+        with self._writing(path), atomic_write(path) as f:
             f.write(text.getvalue().encode())
         if self.history["step"]:
             curves = {"D loss": self.history["d_loss"], "G loss": self.history["g_loss"]}
-            title = f"{self.out.name} losses"
-            save_loss_plot(curves, self.out / "losses.png", title=title, steps=self.history["step"])
+            title, plot = f"{self.out.name} losses", self.out / "losses.png"
+            with self._writing(plot):
+                save_loss_plot(curves, plot, title=title, steps=self.history["step"])
 
 
 def run_files(out: Path) -> list[str]:
@@ -512,11 +664,25 @@ def run_files(out: Path) -> list[str]:
 
 
 def check_folder(config: RunConfig) -> list[str]:
-    """The run files already in ``config.out``; a RunError if they are there and neither
-    ``resume`` nor ``overwrite`` says what to do with them.
+    """The run files already in ``config.out``; a RunError if ``config.out`` cannot be this
+    run's folder: it is a file (or inside one), a live process holds its lock, or it holds
+    a run and neither ``resume`` nor ``overwrite`` says what to do with it. Writes nothing.
 
-    :class:`Run` checks when it starts; a demo whose data takes long to load checks first.
+    :class:`Run` checks when it is made and again, under the folder's lock, when it starts;
+    a demo whose data takes long to load and that makes its Run after, checks first.
     """
+    out = Path(config.out)
+    _require_a_folder(out)
+    if out.is_dir():
+        try:
+            check_unlocked(out.resolve())
+        except FolderInUse as err:
+            raise RunError(_in_use(err, _SECOND_RUN)) from err
+    return _existing_run(config)
+
+
+def _existing_run(config: RunConfig) -> list[str]:
+    """The run files in ``config.out``; a RunError unless ``resume`` or ``overwrite``."""
     found = run_files(Path(config.out))
     if found and not (config.resume or config.overwrite):
         raise RunError(
@@ -525,6 +691,67 @@ def check_folder(config: RunConfig) -> list[str]:
             "--out folder."
         )
     return found
+
+
+_SECOND_RUN = "a second run cannot write there, with or without --overwrite or --resume"
+_NO_CONFIG = " (the folder has no config.json to say which settings wrote it)"
+_WRITE_HINTS = {
+    getattr(errno, name): hint
+    for name, hint in (
+        ("ENOSPC", " (the disk is full)"),
+        ("EDQUOT", " (the disk quota is used up)"),
+        ("EFBIG", " (more than this process may write, see ulimit -f, or the disk allows)"),
+    )
+    if hasattr(errno, name)  # EDQUOT: not on Windows
+}
+
+
+def _require_a_folder(out: Path) -> None:
+    """A RunError if ``out`` is a file, or inside one: it cannot become the run's folder."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "is a file" if path == out else f"is inside {path}, which is a file"
+                raise RunError(
+                    f"--out {out} {where}, not a folder: give a folder for the run's outputs "
+                    "(a new one is made)"
+                )
+            return
+
+
+def _make_folder(out: Path) -> None:
+    """Make the folder ``out`` (and its parents); a RunError naming why it cannot be made."""
+    _require_a_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"--out {out}: cannot make the folder: {err.strerror or err}") from err
+
+
+def _in_use(err: FolderInUse, refused: str) -> str:
+    """The message for a folder whose lock a live process holds (``err``): what is refused."""
+    return (
+        f"{err}: the run there is still going, and {refused}. Wait until it ends or stop it "
+        "(Ctrl-C saves its checkpoint), or use another --out folder."
+    )
+
+
+def _saved_settings(folder: Path) -> dict[str, Any]:
+    """The settings in ``folder/config.json``; empty where there is none (or it is unreadable)."""
+    try:
+        saved = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def _changed_settings(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``"name: before -> now"`` for each setting that changes the result of a run."""
+    return [
+        f"{k}: {before.get(k)!r} -> {now[k]!r}"
+        for k in now
+        if k not in _RESUMABLE_CHANGES and not _same(k, before.get(k), now[k])
+    ]
 
 
 def _same(name: str, before: Any, now: Any) -> bool:
@@ -575,6 +802,11 @@ def load_sampler(generator: Module, checkpoint: str | Path, z_dim: int, seed: in
 
     Returns:
         ``"generator_ema"`` or ``"generator"``: which weights were loaded.
+
+    Raises:
+        FileNotFoundError: there is no file at ``checkpoint``.
+        CheckpointError: it cannot be read; CheckpointMismatchError: it holds another
+            generator.
     """
     name = "generator"
     if any(key.startswith("generator_ema/") for key in read_checkpoint(checkpoint)):
@@ -595,21 +827,111 @@ def sample_from_checkpoint(
     seed: int = 0,
     n: int = 64,
     log: Callable[[str], None] | None = None,
+    *,
+    config: Any = None,
 ) -> tuple[Path, Path]:
     """Load a generator (already on its device) from a training checkpoint (its EMA when
     the run kept one); write a sample grid and an interpolation.
 
+    Reading the checkpoint of a run that is still going is safe (it is replaced atomically),
+    but ``out`` is written, so a live run's lock on ``out`` stops this (see the module
+    docstring); ``out`` is locked while the two files are written.
+
+    Args:
+        generator: the generator to load, built with the run's settings, on its device.
+        checkpoint: the run's ``checkpoint.npz``.
+        out: the folder to write the two files into (the demos: the run's folder).
+        z_dim: the size of the generator's noise.
+        seed: seeds the noise of the grid and the interpolation.
+        n: images in the grid.
+        log: where to say what was written; None: nowhere.
+        config: the command's settings, if at hand: where the checkpoint does not fit the
+            generator, the message names the settings in which they differ from the run's
+            ``config.json`` (beside the checkpoint). ``z_dim`` is compared in any case.
+
     Returns:
         The paths of ``samples.png`` and ``interpolation.png`` in ``out``.
+
+    Raises:
+        RunError: there is no checkpoint; it cannot be read, or it holds another generator
+            (its run's ``config.json`` gave another ``z_dim``, say); a live run holds
+            ``out``; a file cannot be written.
     """
-    which = load_sampler(generator, checkpoint, z_dim, seed)
+    checkpoint, out = Path(checkpoint), Path(out)
+    folder = checkpoint.parent.resolve()
+    if not checkpoint.is_file():
+        where = "that folder does not exist" if not folder.is_dir() else f"no {checkpoint.name}"
+        raise RunError(
+            f"--sample: there is no checkpoint in {folder} ({where}). Is --out the run's "
+            "folder? A run writes its checkpoint every --checkpoint-every steps and at its end"
+        )
+    saved = _saved_settings(folder)
+    if "z_dim" in saved and saved["z_dim"] != z_dim:
+        raise RunError(
+            f"--sample: the run in {folder} draws from noise of z_dim {saved['z_dim']} (its "
+            f"config.json), not {z_dim}: give --z-dim {saved['z_dim']}"
+        )
+    _require_a_folder(out)
+    if out.is_dir():  # before the checkpoint loads: a live run there stops this at once
+        try:
+            check_unlocked(out.resolve())
+        except FolderInUse as err:
+            raise RunError(_in_use(err, _SAMPLE)) from err
+    try:
+        which = load_sampler(generator, checkpoint, z_dim, seed)
+    except CheckpointMismatchError as err:
+        raise RunError(f"--sample: {err}{_which_settings(folder, saved, config)}") from err
+    except CheckpointError as err:
+        raise RunError(f"--sample: {err}; nothing was written") from err
     device = next(iter(generator.parameters())).device
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     z = RandomStreams(seed).rng(SAMPLES).standard_normal((n, z_dim), dtype=np.float32)
     grid_path, strip_path = out / "samples.png", out / "interpolation.png"
-    save_grid(generate(generator, Tensor(z).to(device)), grid_path, nrow=8)
-    save_strip(generate(generator, interpolation_noise(z_dim, 10, seed, device)), strip_path)
+    _make_folder(out)
+    lock = FolderLock(out.resolve())
+    try:
+        lock.acquire()
+    except FolderInUse as err:
+        raise RunError(_in_use(err, _SAMPLE)) from err
+    except OSError:
+        pass  # a file system without locks: the two files are written atomically anyway
+    try:
+        with _sample_writing(grid_path):
+            save_grid(generate(generator, Tensor(z).to(device)), grid_path, nrow=8)
+        with _sample_writing(strip_path):
+            line = interpolation_noise(z_dim, 10, seed, device)
+            save_strip(generate(generator, line), strip_path)
+    finally:
+        lock.release()
     if log is not None:
         log(f"wrote {grid_path.resolve()} and {strip_path.resolve()} ({which} weights)")
     return grid_path, strip_path
+
+
+@contextlib.contextmanager
+def _sample_writing(path: Path) -> Iterator[None]:
+    """An OSError while --sample writes ``path`` (a full disk): one line naming it."""
+    try:
+        yield
+    except OSError as err:
+        raise RunError(
+            f"--sample: could not write {path.resolve()}: {err.strerror or err}"
+            f"{_WRITE_HINTS.get(err.errno or 0, '')}; the checkpoint is untouched"
+        ) from err
+
+
+_SAMPLE = (
+    "--sample would write samples.png and interpolation.png beside it (the run's own grids "
+    "in samples/ show how it is doing meanwhile)"
+)
+
+
+def _which_settings(folder: Path, saved: dict[str, Any], config: Any) -> str:
+    """What to add to "this checkpoint does not fit": which settings wrote it, if known."""
+    if not saved:
+        return f"{_NO_CONFIG}. Give --sample the settings of the run that wrote it"
+    if config is not None:
+        changed = _changed_settings(saved, asdict(config))
+        if changed:
+            shown = ", ".join(changed[:4]) + (", ..." if len(changed) > 4 else "")
+            return f". The run's config.json differs from these settings in {shown}"
+    return f". Give --sample the settings of the run that wrote it (see {folder}/config.json)"
