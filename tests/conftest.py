@@ -6,16 +6,22 @@ import sys
 from pathlib import Path
 
 import pytest
+import strict_cupy
 
 import tinygan as tg
 from tinygan import data
 
 
-@pytest.fixture(params=["cpu", "cuda"])
-def device(request: pytest.FixtureRequest) -> str:
-    """Run the test once on the CPU (NumPy) and once on a GPU (CuPy) when one is usable."""
+@pytest.fixture(params=["cpu", "cuda", "strict"])
+def device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on the CPU (NumPy), on a GPU (CuPy) when one is usable, and on the strict
+    CuPy stand-in (tests/strict_cupy.py), which tinygan takes for CuPy: there the test gets
+    "cuda", and every device array is the stand-in's, which refuses what CuPy refuses."""
     if request.param == "cuda" and not tg.cuda_available():
         pytest.skip("CUDA is not available (CuPy not installed or no NVIDIA GPU)")
+    if request.param == "strict":
+        strict_cupy.install(monkeypatch)
+        return "cuda"
     return request.param
 
 

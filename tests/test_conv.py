@@ -120,11 +120,12 @@ CONV2D_CASES = [
 
 
 @pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "bias"), CONV2D_CASES)
-def test_conv2d_matches_loops(x_shape, w_shape, stride, padding, bias) -> None:
+def test_conv2d_matches_loops(x_shape, w_shape, stride, padding, bias, device) -> None:
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0]) if bias else None
-    y = F.conv2d(tg.tensor(x), tg.tensor(w), None if b is None else tg.tensor(b), stride, padding)
+    x_, w_, b_ = (None if a is None else tg.tensor(a, device=device) for a in (x, w, b))
+    y = F.conv2d(x_, w_, b_, stride, padding)
     np.testing.assert_allclose(
         y.numpy(), conv2d_loops(x, w, b, stride, padding), rtol=1e-12, atol=1e-12
     )
@@ -146,35 +147,31 @@ CONV_TRANSPOSE2D_CASES = [
     ("x_shape", "w_shape", "stride", "padding", "output_padding", "bias"), CONV_TRANSPOSE2D_CASES
 )
 def test_conv_transpose2d_matches_loops(
-    x_shape, w_shape, stride, padding, output_padding, bias
+    x_shape, w_shape, stride, padding, output_padding, bias, device
 ) -> None:
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[1]) if bias else None
-    y = F.conv_transpose2d(
-        tg.tensor(x),
-        tg.tensor(w),
-        None if b is None else tg.tensor(b),
-        stride,
-        padding,
-        output_padding,
-    )
+    x_, w_, b_ = (None if a is None else tg.tensor(a, device=device) for a in (x, w, b))
+    y = F.conv_transpose2d(x_, w_, b_, stride, padding, output_padding)
     expected = conv_transpose2d_loops(x, w, b, stride, padding, output_padding)
     assert y.shape == expected.shape
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_conv2d_of_non_contiguous_input() -> None:
+def test_conv2d_of_non_contiguous_input(device) -> None:
     """im2col reads windows through strides: views (transposed, broadcast) must work."""
     rng = np.random.default_rng(3)
     base, w = rng.standard_normal((2, 2, 6, 5)), rng.standard_normal((3, 2, 3, 2))
-    x = tg.tensor(base).transpose(0, 1, 3, 2)  # a transposed view, shape (2, 2, 5, 6)
+    x = tg.tensor(base, device=device).transpose(0, 1, 3, 2)  # a transposed view (2, 2, 5, 6)
     expected = conv2d_loops(base.transpose(0, 1, 3, 2), w, stride=(2, 1))
-    np.testing.assert_allclose(F.conv2d(x, tg.tensor(w), stride=(2, 1)).numpy(), expected)
-    row = tg.tensor(rng.standard_normal((1, 1, 1, 6)))
+    y = F.conv2d(x, tg.tensor(w, device=device), stride=(2, 1))
+    np.testing.assert_allclose(y.numpy(), expected)
+    row = tg.tensor(rng.standard_normal((1, 1, 1, 6)), device=device)
     wide = F.broadcast_to(row, (2, 1, 4, 6))  # stride 0 along N and H
     expected = conv2d_loops(np.broadcast_to(row.numpy(), (2, 1, 4, 6)), w[:, :1])
-    np.testing.assert_allclose(F.conv2d(wide, tg.tensor(w[:, :1])).numpy(), expected)
+    y = F.conv2d(wide, tg.tensor(w[:, :1], device=device))
+    np.testing.assert_allclose(y.numpy(), expected)
 
 
 @pytest.mark.parametrize(
@@ -198,10 +195,10 @@ POOL_CASES = [
 
 
 @pytest.mark.parametrize(("kernel", "stride", "padding"), POOL_CASES)
-def test_pooling_matches_loops(kernel, stride, padding) -> None:
+def test_pooling_matches_loops(kernel, stride, padding, device) -> None:
     x = np.random.default_rng(5).standard_normal((2, 3, 5, 6))
-    got_max = F.max_pool2d(tg.tensor(x), kernel, stride, padding)
-    got_avg = F.avg_pool2d(tg.tensor(x), kernel, stride, padding)
+    got_max = F.max_pool2d(tg.tensor(x, device=device), kernel, stride, padding)
+    got_avg = F.avg_pool2d(tg.tensor(x, device=device), kernel, stride, padding)
     np.testing.assert_array_equal(got_max.numpy(), pool_loops(x, kernel, stride, padding, np.max))
     np.testing.assert_allclose(
         got_avg.numpy(), pool_loops(x, kernel, stride, padding, np.mean), rtol=1e-12
@@ -214,8 +211,8 @@ def test_pooling_stride_defaults_to_kernel() -> None:
     np.testing.assert_array_equal(F.avg_pool2d(x, 2).numpy(), [[[[2.5, 4.5], [10.5, 12.5]]]])
 
 
-def test_max_pool_gradient_goes_to_the_maximum() -> None:
-    x = tg.tensor(np.array([[[[1.0, 5.0], [3.0, 2.0]]]]), requires_grad=True)
+def test_max_pool_gradient_goes_to_the_maximum(device) -> None:
+    x = tg.tensor(np.array([[[[1.0, 5.0], [3.0, 2.0]]]]), requires_grad=True, device=device)
     F.max_pool2d(x, 2).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[[[0.0, 1.0], [0.0, 0.0]]]])
 

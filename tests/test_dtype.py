@@ -162,7 +162,7 @@ def _param(rng: np.random.Generator, *shape: int, scale: float = 0.2) -> tg.Tens
     return tg.tensor(rng.standard_normal(shape) * scale, dtype=np.float32, requires_grad=True)
 
 
-def _gen_and_disc(rng: np.random.Generator):
+def _gen_and_disc(rng: np.random.Generator, device: str = "cpu"):
     """A small DCGAN: G maps z (N, 8) to (N, 1, 12, 12) images, D maps those to (N, 1)."""
     g = {
         "fc.w": _param(rng, 72, 8),
@@ -197,7 +197,14 @@ def _gen_and_disc(rng: np.random.Generator):
             ("d.var", 8),
         ]
     }
-    return g, d, stats
+
+    def on_device(tensors: dict) -> dict:
+        return {
+            k: tg.tensor(t, requires_grad=t.requires_grad, device=device)
+            for k, t in tensors.items()
+        }
+
+    return on_device(g), on_device(d), on_device(stats)
 
 
 def _generator(z, g, stats):
@@ -240,11 +247,11 @@ def _assert_all_float32(seen: list[tuple[str, np.dtype]], must_include: set[str]
     assert must_include <= {name for name, _ in seen}
 
 
-def test_dcgan_forward_and_backward_stay_float32(op_dtypes) -> None:
+def test_dcgan_forward_and_backward_stay_float32(op_dtypes, device) -> None:
     rng = np.random.default_rng(0)
-    g, d, stats = _gen_and_disc(rng)
-    z = tg.tensor(rng.standard_normal((4, 8)), dtype=np.float32)
-    real = tg.tensor(rng.uniform(-1, 1, (4, 1, 12, 12)), dtype=np.float32)
+    g, d, stats = _gen_and_disc(rng, device)
+    z = tg.tensor(rng.standard_normal((4, 8)), dtype=np.float32, device=device)
+    real = tg.tensor(rng.uniform(-1, 1, (4, 1, 12, 12)), dtype=np.float32, device=device)
 
     fake = _generator(z, g, stats)
     assert fake.shape == (4, 1, 12, 12)
@@ -281,10 +288,11 @@ def test_dcgan_forward_and_backward_stay_float32(op_dtypes) -> None:
     )
 
 
-def test_gradient_penalty_stays_float32(op_dtypes) -> None:
+def test_gradient_penalty_stays_float32(op_dtypes, device) -> None:
     rng = np.random.default_rng(1)
-    _, d, stats = _gen_and_disc(rng)
-    x = tg.tensor(rng.uniform(-1, 1, (3, 1, 12, 12)), dtype=np.float32, requires_grad=True)
+    _, d, stats = _gen_and_disc(rng, device)
+    values = rng.uniform(-1, 1, (3, 1, 12, 12))
+    x = tg.tensor(values, dtype=np.float32, requires_grad=True, device=device)
 
     def critic(t):  # the WGAN-GP critic has no batch_norm
         h = F.leaky_relu(F.conv2d(t, d["c1.w"], d["c1.b"], stride=2, padding=1), 0.2)

@@ -75,18 +75,19 @@ class SquareAtOneElementRawBackward(Function):
         return grad * tg.Tensor(factor)
 
 
-def random_leaf(seed: int = 0, shape=SHAPE) -> tg.Tensor:
-    return tg.tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True)
+def random_leaf(seed: int = 0, shape=SHAPE, device: str = "cpu") -> tg.Tensor:
+    values = np.random.default_rng(seed).standard_normal(shape)
+    return tg.tensor(values, requires_grad=True, device=device)
 
 
-def test_correct_function_passes_both_checks() -> None:
-    x = random_leaf()
+def test_correct_function_passes_both_checks(device: str) -> None:
+    x = random_leaf(device=device)
     assert tg.gradcheck(lambda t: Square()(t), [x])
     assert tg.gradgradcheck(lambda t: Square()(t), [x])
 
 
-def test_wrong_backward_is_caught_at_the_worst_element() -> None:
-    x = random_leaf()
+def test_wrong_backward_is_caught_at_the_worst_element(device: str) -> None:
+    x = random_leaf(device=device)
     with pytest.raises(GradcheckError) as info:
         tg.gradcheck(lambda t: SquareWrongAtOneElement()(t), [x])
     message = str(info.value)
@@ -102,8 +103,8 @@ def test_wrong_backward_names_the_input() -> None:
         tg.gradcheck(lambda p, q: ScaledProductWrongForB()(p, q), [a, b])
 
 
-def test_raw_array_in_backward_passes_first_order_but_fails_second_order() -> None:
-    x = random_leaf(3)
+def test_raw_array_in_backward_passes_first_order_but_fails_second_order(device: str) -> None:
+    x = random_leaf(3, device=device)
     fn = lambda t: SquareAtOneElementRawBackward()(t)  # noqa: E731
     assert tg.gradcheck(fn, [x])
     with pytest.raises(GradcheckError) as info:
@@ -113,8 +114,8 @@ def test_raw_array_in_backward_passes_first_order_but_fails_second_order() -> No
     assert f"at index {BAD}:" in message
 
 
-def test_gradcheck_leaves_inputs_unchanged() -> None:
-    x = random_leaf(4)
+def test_gradcheck_leaves_inputs_unchanged(device: str) -> None:
+    x = random_leaf(4, device=device)
     before = x.numpy()
     tg.gradcheck(lambda t: (t * t).sum(axis=0), [x])
     tg.gradgradcheck(lambda t: (t * t).sum(axis=0), [x])

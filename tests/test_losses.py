@@ -67,11 +67,11 @@ LOSSES = [
 IDS = [row[0] for row in LOSSES]
 
 
-def _scores(n_inputs, shapes=((5,), (7,)), scale=2.0, seed=0):
+def _scores(n_inputs, shapes=((5,), (7,)), scale=2.0, seed=0, device="cpu"):
     """Float64 leaf tensors; real and fake batches of different sizes on purpose."""
     rng = np.random.default_rng(seed)
     arrays = [scale * rng.standard_normal(shape) for shape in shapes[-n_inputs:]]
-    return arrays, [tg.tensor(a, requires_grad=True) for a in arrays]
+    return arrays, [tg.tensor(a, requires_grad=True, device=device) for a in arrays]
 
 
 @pytest.mark.parametrize("shapes", [((5,), (7,)), ((5, 1), (7, 1))], ids=["(N,)", "(N,1)"])
@@ -96,8 +96,8 @@ def test_hand_derived_backward_is_differentiable(name, loss, composed, reference
 
 
 @pytest.mark.parametrize(("name", "loss", "composed", "reference", "n"), LOSSES, ids=IDS)
-def test_matches_loss_composed_from_ops(name, loss, composed, reference, n):
-    _, tensors = _scores(n, shapes=((6, 1), (4, 1)))
+def test_matches_loss_composed_from_ops(name, loss, composed, reference, n, device):
+    _, tensors = _scores(n, shapes=((6, 1), (4, 1)), device=device)
     value, by_hand = loss(*tensors), tg.grad(loss(*tensors), tensors)
     expected, by_ops = composed(*tensors), tg.grad(composed(*tensors), tensors)
     np.testing.assert_allclose(value.item(), expected.item(), rtol=1e-12)
@@ -107,9 +107,9 @@ def test_matches_loss_composed_from_ops(name, loss, composed, reference, n):
 
 @pytest.mark.parametrize(("name", "loss", "composed", "reference", "n"), LOSSES, ids=IDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_extreme_logits_stay_finite(name, loss, composed, reference, n, dtype):
+def test_extreme_logits_stay_finite(name, loss, composed, reference, n, dtype, device):
     extreme = np.array([-1000.0, -30.0, 0.0, 30.0, 1000.0])
-    tensors = [tg.tensor(extreme, dtype=dtype, requires_grad=True) for _ in range(n)]
+    tensors = [tg.tensor(extreme, dtype=dtype, requires_grad=True, device=device) for _ in range(n)]
     out = loss(*tensors)
     assert out.dtype == dtype
     assert np.isfinite(out.item())
@@ -171,12 +171,12 @@ def _linear_critic(w):
     return lambda x: F.matmul(x.reshape(x.shape[0], -1), w)
 
 
-def test_gradient_penalty_value_for_a_linear_critic():
+def test_gradient_penalty_value_for_a_linear_critic(device):
     rng = np.random.default_rng(0)
     w_np = rng.standard_normal((12, 1))
-    w = tg.tensor(w_np, requires_grad=True)
-    real = tg.tensor(rng.standard_normal((5, 3, 2, 2)))
-    fake = tg.tensor(rng.standard_normal((5, 3, 2, 2)))
+    w = tg.tensor(w_np, requires_grad=True, device=device)
+    real = tg.tensor(rng.standard_normal((5, 3, 2, 2)), device=device)
+    fake = tg.tensor(rng.standard_normal((5, 3, 2, 2)), device=device)
     penalty = losses.gradient_penalty(_linear_critic(w), real, fake, weight=10.0)
     expected = 10.0 * (np.sqrt(np.sum(w_np**2) + losses.GP_SQRT_EPS) - 1.0) ** 2
     np.testing.assert_allclose(penalty.item(), expected, rtol=1e-12)
@@ -198,14 +198,14 @@ def _conv_critic(seed):
     return critic.double()
 
 
-def test_gradient_penalty_gradient_matches_finite_differences():
+def test_gradient_penalty_gradient_matches_finite_differences(device):
     # The gradient of the penalty with respect to the critic's parameters differentiates the
     # critic's input gradient: a true second-order quantity. Hold it against central
     # differences of the penalty itself, with eps fixed by a freshly seeded rng each call.
-    critic = _conv_critic(seed=1)
+    critic = _conv_critic(seed=1).to(device)
     rng = np.random.default_rng(2)
-    real = tg.tensor(rng.standard_normal((4, 1, 6, 6)))
-    fake = tg.tensor(rng.standard_normal((4, 1, 6, 6)))
+    real = tg.tensor(rng.standard_normal((4, 1, 6, 6)), device=device)
+    fake = tg.tensor(rng.standard_normal((4, 1, 6, 6)), device=device)
 
     def penalty():
         return losses.gradient_penalty(critic, real, fake, rng=np.random.default_rng(3))
@@ -217,7 +217,7 @@ def test_gradient_penalty_gradient_matches_finite_differences():
         flat = p.data.reshape(-1)  # a view: perturbing it perturbs the critic
         numeric = np.empty(flat.size)
         for i in range(flat.size):
-            original = flat[i]
+            original = float(flat[i])  # a copy: on CuPy, flat[i] is a view
             flat[i] = original + step
             plus = penalty().item()
             flat[i] = original - step

@@ -9,6 +9,7 @@ import pytest
 import tinygan as tg
 from tinygan import functional as F
 from tinygan import init, models, nn, optim
+from tinygan.backend import to_numpy
 
 
 def _conv_net(seed=0):
@@ -231,11 +232,12 @@ def _bn_reference(x, axes, mean, var, weight, bias, eps=1e-5):
     [(nn.BatchNorm1d, (6, 3), (0,)), (nn.BatchNorm2d, (4, 3, 5, 5), (0, 2, 3))],
     ids=["1d", "2d"],
 )
-def test_batchnorm_train_and_eval_against_numpy(layer, shape, axes):
+def test_batchnorm_train_and_eval_against_numpy(layer, shape, axes, device):
     rng = np.random.default_rng(0)
     bn = layer(3, momentum=0.2).double()
     bn.weight.data[:] = rng.standard_normal(3)
     bn.bias.data[:] = rng.standard_normal(3)
+    bn = bn.to(device)
     w, b = bn.weight.numpy(), bn.bias.numpy()
     running_mean, running_var = np.zeros(3), np.ones(3)
     count = int(np.prod([shape[a] for a in axes]))
@@ -243,18 +245,20 @@ def test_batchnorm_train_and_eval_against_numpy(layer, shape, axes):
         x = 2.0 + 3.0 * rng.standard_normal(shape)
         mean, var = x.mean(axis=axes), x.var(axis=axes)
         np.testing.assert_allclose(
-            bn(tg.tensor(x)).numpy(), _bn_reference(x, axes, mean, var, w, b), rtol=1e-10
+            bn(tg.tensor(x, device=device)).numpy(),
+            _bn_reference(x, axes, mean, var, w, b),
+            rtol=1e-10,
         )
         running_mean = 0.8 * running_mean + 0.2 * mean
         running_var = 0.8 * running_var + 0.2 * var * count / (count - 1)  # unbiased
-        np.testing.assert_allclose(bn.running_mean, running_mean, rtol=1e-12)
-        np.testing.assert_allclose(bn.running_var, running_var, rtol=1e-12)
+        np.testing.assert_allclose(to_numpy(bn.running_mean), running_mean, rtol=1e-12)
+        np.testing.assert_allclose(to_numpy(bn.running_var), running_var, rtol=1e-12)
         assert bn.num_batches_tracked == step
     bn.eval()  # evaluation: the running statistics, which no longer move
     x = rng.standard_normal(shape)
     expected = _bn_reference(x, axes, running_mean, running_var, w, b)
-    np.testing.assert_allclose(bn(tg.tensor(x)).numpy(), expected, rtol=1e-10)
-    np.testing.assert_allclose(bn.running_mean, running_mean, rtol=1e-12)
+    np.testing.assert_allclose(bn(tg.tensor(x, device=device)).numpy(), expected, rtol=1e-10)
+    np.testing.assert_allclose(to_numpy(bn.running_mean), running_mean, rtol=1e-12)
     assert bn.num_batches_tracked == 2
 
 

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from tinygan import ops
+from tinygan.backend import array_module
 from tinygan.conv import avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool2d
+from tinygan.extras.ops import min_max
 from tinygan.ops import (
     add,
     broadcast_to,
@@ -198,16 +200,17 @@ def embedding(indices: Any, weight: Tensor) -> Tensor:
         )
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be (num_embeddings, dim), got {weight.shape}")
-    indices = weight.xp.asarray(indices)
+    indices = array_module(indices).asarray(indices)  # checked where they are (see min_max)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {indices.dtype}")
     n = weight.shape[0]
-    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n):
+    low, high = min_max(indices) if indices.size else (0, 0)
+    if low < 0 or high >= n:
         raise IndexError(
             f"embedding: indices must be in 0..{n - 1} for {n} embeddings, got values from "
-            f"{int(indices.min())} to {int(indices.max())}"
+            f"{low} to {high}"
         )
-    return getitem(weight, indices)
+    return getitem(weight, weight.xp.asarray(indices))
 
 
 REDUCTIONS = ("mean", "sum", "none")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.autograd import Function
-from tinygan.backend import array_module, normalize_device
+from tinygan.backend import array_module, normalize_device, to_numpy
 from tinygan.backend import scatter_add as scatter_add_array
 from tinygan.backend import to_device as _move_array
 from tinygan.ops import (
@@ -420,7 +420,7 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     if isinstance(targets, Tensor):
         raise TypeError("cross_entropy: targets must be an integer array, not a (float) Tensor")
     n, k = logits.shape
-    targets = logits.xp.asarray(targets)
+    targets = array_module(targets).asarray(targets)  # checked where they are (see min_max)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integers, got dtype {targets.dtype}")
     if targets.shape != (n,):
@@ -428,13 +428,27 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
             f"cross_entropy: expected {n} targets (one per row of logits {logits.shape}), "
             f"got shape {targets.shape}"
         )
-    if int(targets.min()) < 0 or int(targets.max()) >= k:
+    low, high = min_max(targets)
+    if low < 0 or high >= k:
         raise ValueError(
             f"cross_entropy: targets must be class indices in 0..{k - 1}, got values from "
-            f"{int(targets.min())} to {int(targets.max())}"
+            f"{low} to {high}"
         )
+    targets = logits.xp.asarray(targets)
     picked = getitem(log_softmax(logits, axis=1), (logits.xp.arange(n), targets))  # (N,)
     return -mean(picked)
+
+
+def min_max(indices: Any) -> tuple[int, int]:
+    """The smallest and the largest of a non-empty integer array, as Python ints.
+
+    For a check of indices before they are used. On a GPU, reading a number back makes the
+    host wait for the device, so both come back together, in one transfer; host indices
+    (a label batch) are checked before they are copied to the device, with no wait at all.
+    """
+    xp = array_module(indices)
+    low, high = to_numpy(xp.stack([indices.min(), indices.max()])).tolist()
+    return int(low), int(high)
 
 
 class Div(Function):
