@@ -27,7 +27,7 @@ from tinygan.extras.creation import (
 from tinygan.fast import use_fast_paths
 from tinygan.gradcheck import gradcheck, gradgradcheck
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "Function",
