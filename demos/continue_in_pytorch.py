@@ -149,7 +149,12 @@ def run_settings(folder: Path, steps: int) -> Any:
             f"{folder} holds no checkpoint.npz yet, so there is nothing to continue from: "
             "train until the run saves one (--checkpoint-every), or stop it with Ctrl-C"
         )
-    saved = json.loads(config_path.read_text())
+    try:
+        saved = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunError(f"{config_path} cannot be read as a run's settings: {err}") from None
+    if not isinstance(saved, dict):
+        raise RunError(f"{config_path} holds no settings (a JSON object), so no run to continue")
     known = [settings for settings in (LsganConfig, MnistConfig) if set(saved) == _names(settings)]
     if not known:
         other = sorted(set(saved) - _names(LsganConfig) - _names(MnistConfig))[:3]
@@ -163,7 +168,10 @@ def run_settings(folder: Path, steps: int) -> Any:
             f"{folder} holds a run with --loss {loss} and --optimizer {optimizer}; this script "
             f"continues {SUPPORTED}"
         )
-    config = known[0](**saved)
+    try:
+        config = known[0](**saved)
+    except (ValueError, TypeError) as err:  # a config.json edited by hand
+        raise RunError(f"{config_path}: a setting this run cannot have: {err}") from None
     # tinygan's copies of the networks stay on the CPU: they only hold what the Run writes.
     return replace(config, steps=steps or config.steps, resume=True, out=str(folder), device="cpu")
 
@@ -282,7 +290,13 @@ def main() -> None:
     with usage_errors():  # a data folder without the digits: one line
         root = config.data_root or None
         log = print if rank == 0 else None
-        images = data.load_training_images(config.dataset, root, config.download, log)
+        if distributed and rank != 0:  # process 0 downloads the digits (once), the rest wait
+            dist.barrier()
+        try:
+            images = data.load_training_images(config.dataset, root, config.download, log)
+        finally:  # released also when it fails: the others then stop on their own error
+            if distributed and rank == 0:
+                dist.barrier()
         loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
     if rank == 0:  # process 0 keeps the records, in the run's folder
         backend = f" ({dist.get_backend()})" if distributed else ""

@@ -117,10 +117,11 @@ def main() -> None:
         # (N, 1, 28, 28) in [-1, 1]; D maps digits to one score each (N, 1).
         G, D = models.mnist_models(config.model, config.z_dim, seed=config.seed)
         G, D = G.to(device), D.to(device)
-        if config.sample:
-            checkpoint = Path(config.out) / "checkpoint.npz"
-            sample_from_checkpoint(G, checkpoint, config.out, config.z_dim, config.seed, log=print)
-            return
+    if config.sample:  # its own mistakes (no checkpoint, another model's) stop as RunErrors
+        checkpoint = Path(config.out) / "checkpoint.npz"
+        sample_from_checkpoint(G, checkpoint, config.out, config.z_dim, config.seed, log=print)
+        return
+    with usage_errors():
         betas = (config.beta1, config.beta2)
         opt_g = Adam(G.parameters(), lr=config.lr_g, betas=betas)
         opt_d = Adam(D.parameters(), lr=config.lr_d, betas=betas)

@@ -432,9 +432,12 @@ def test_two_gloo_processes_continue_the_continued_run(continued_run):
 
 def test_a_mistake_ends_in_one_line(tmp_path, tinygan_run, torch, load_demo, capsys):
     demo = load_demo("continue_in_pytorch")
-    no_checkpoint, other, damaged = (tmp_path / name for name in ("none", "other", "damaged"))
-    for folder in (no_checkpoint, other, damaged):
+    names = ("none", "other", "damaged", "bad_json")
+    no_checkpoint, other, damaged, bad_json = (tmp_path / name for name in names)
+    for folder in (no_checkpoint, other, damaged, bad_json):
         folder.mkdir()
+    (bad_json / "config.json").write_text('{"steps": 3,')  # cut short
+    shutil.copy(tinygan_run / "checkpoint.npz", bad_json)
     shutil.copy(tinygan_run / "config.json", no_checkpoint)
     shutil.copy(tinygan_run / "config.json", damaged)
     (damaged / "checkpoint.npz").write_bytes(b"")
@@ -446,6 +449,7 @@ def test_a_mistake_ends_in_one_line(tmp_path, tinygan_run, torch, load_demo, cap
         other: "holds the run of another demo (its settings include digit); this script "
         "continues runs of demos/mnist_lsgan.py, mnist_gan.py and mnist_dcgan.py",
         damaged: "checkpoint.npz' is not a readable checkpoint: it is empty",
+        bad_json: "config.json cannot be read as a run's settings",
     }
     for folder, message in expected.items():
         with pytest.MonkeyPatch.context() as patch:

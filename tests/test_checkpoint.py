@@ -193,3 +193,19 @@ def test_missing_file_and_bad_names(tmp_path):
         tg.load_checkpoint(tmp_path / "nope.npz", model=_model(0))
     with pytest.raises(ValueError, match="contain no '/'"):
         tg.save_checkpoint(tmp_path / "x.npz", **{"a/b": _model(0)})
+
+
+def test_a_checkpoint_that_cannot_be_read_is_not_called_damaged(tmp_path, monkeypatch):
+    """A file the user may not read (root reads any file, so the refusal is staged) is
+    reported as unreadable, not as corrupt."""
+    import tinygan.checkpoint
+
+    path = tmp_path / "checkpoint.npz"
+    tg.save({"w": np.ones(2, dtype=np.float32)}, path)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(tinygan.checkpoint, "open", refuse, raising=False)
+    with pytest.raises(CheckpointError, match="could not be read: Permission denied"):
+        tg.load(path)

@@ -585,6 +585,10 @@ def test_image_folder_never_reads_a_run_folder_below_the_root(tmp_path):
     for i in range(3):
         uniform("RGB", (i, 0, 0)).save(root / f"{i}.png")
     make_run_folder(root / "runs" / "old")  # a finished run: config.json and checkpoint
+    killed = root / "runs" / "killed"  # killed before its first checkpoint: grids only
+    (killed / "samples").mkdir(parents=True)
+    (killed / "config.json").write_text("{}")
+    uniform("RGB", (8, 8, 8)).save(killed / "samples" / "step_000001.png")
     (root / "this_run" / "samples").mkdir(parents=True)  # this run, before its checkpoint
     uniform("RGB", (9, 9, 9)).save(root / "this_run" / "samples" / "step_000001.png")
     (root / "notes").mkdir()  # a folder with only one of the two files is no run
@@ -593,9 +597,13 @@ def test_image_folder_never_reads_a_run_folder_below_the_root(tmp_path):
 
     result = data.load_image_folder(root, size=4, exclude=[tmp_path / "photos" / "this_run"])
     assert result.images[:, 0, 0, 0].tolist() == [0, 1, 2, 3]
-    assert [item.path for item in result.run_folders] == [root / "runs/old", root / "this_run"]
-    old, this = (item.reason for item in result.run_folders)
-    assert old.startswith("it holds a training run (config.json and checkpoint.npz)")
+    assert [item.path for item in result.run_folders] == [
+        root / "runs/killed",
+        root / "runs/old",
+        root / "this_run",
+    ]
+    _, old, this = (item.reason for item in result.run_folders)
+    assert old.startswith("it holds a training run (config.json with a checkpoint")
     assert this.startswith("this run's output folder")
     assert "never read as training images" in old and "never read as training images" in this
     assert result.ignored_paths == [root / "notes" / "config.json"] and not result.unreadable

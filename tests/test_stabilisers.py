@@ -241,3 +241,32 @@ def test_a_state_dict_moves_to_pytorchs_spectral_norm_and_gives_the_same_output(
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(layer.weight_u, twin.weight_u.numpy(), rtol=1e-12)
     np.testing.assert_allclose(layer.weight_v, twin.weight_v.numpy(), rtol=1e-12)
+
+
+def test_an_initialisation_after_spectral_norm_reaches_weight_orig():
+    """As in PyTorch, ``module.weight`` is weight_orig's array until the first forward
+    pass, so a DCGAN-style init applied after spectral_norm changes the trained weight."""
+    from tinygan import init
+
+    layer, _ = _layer("linear")
+    nn.utils.spectral_norm(layer, rng=np.random.default_rng(1))
+    init.normal_(layer.weight, std=0.02, rng=np.random.default_rng(2))
+    expected = np.random.default_rng(2).normal(0.0, 0.02, (4, 6))
+    np.testing.assert_allclose(layer.weight_orig.numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv", "transposed"])
+def test_spectral_norm_runs_on_the_device_as_on_the_cpu(kind, device):
+    """Training-mode forward passes (power iteration on u and v) and a gradient, on the
+    device the fixture gives (the strict CuPy stand-in everywhere), against NumPy."""
+    results = []
+    for where in ("cpu", device):
+        layer, shape = _layer(kind, 10)
+        nn.utils.spectral_norm(layer, rng=np.random.default_rng(11)).to(where)
+        x = tg.tensor(np.random.default_rng(12).standard_normal(shape)).to(where)
+        for _ in range(3):
+            out = layer(x)
+        (g,) = tg.grad(out.sum(), [layer.weight_orig])
+        results.append((out.numpy(), g.numpy(), tg.Tensor(layer.weight_u).numpy()))
+    for cpu, on_device in zip(*results):
+        np.testing.assert_allclose(on_device, cpu, rtol=1e-10, atol=1e-12)

@@ -182,6 +182,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
         _check_members(path, members)
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
+    except PermissionError as err:  # the file may be fine: say what stopped the reading
+        raise CheckpointError(f"{path!r} could not be read: {err.strerror}") from err
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as err:
         raise CheckpointError(
             f"{path!r} is not a readable checkpoint (corrupt, truncated or not an .npz "

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinygan.autograd import no_grad
 from tinygan.backend import array_module, device_of, to_device
 from tinygan.extras.ops import div
 from tinygan.ops import matmul, reshape, transpose
@@ -78,7 +77,7 @@ class SpectralNorm:
 def _normalized(x: Any, eps: float) -> Any:
     """x / max(||x||_2, eps), as torch.nn.functional.normalize (on the device: no sync)."""
     xp = array_module(x)
-    return x / xp.maximum(xp.linalg.norm(x), eps)
+    return x / xp.maximum(xp.sqrt((x * x).sum()), eps)
 
 
 def spectral_norm(
@@ -148,6 +147,9 @@ def spectral_norm(
     module.register_buffer(name + "_u", u)
     module.register_buffer(name + "_v", v)
     module._forward_pre_hooks.append(hook)
-    with no_grad():  # module.<name> exists from the start, as in PyTorch
-        hook.normalize(module, power_iteration=False)
+    # Until the first forward pass module.<name> is weight_orig's own array, as in PyTorch,
+    # so an initialisation applied after spectral_norm (init.normal_(m.weight)) reaches it.
+    unnormalised = Tensor(weight.data)
+    unnormalised._changes = weight._changes
+    object.__setattr__(module, name, unnormalised)
     return module

@@ -34,8 +34,9 @@ from tinygan.utils.idx import DatasetError
 T = TypeVar("T")
 
 # The mistakes that are not a setting, each with a message that names its fix: the data,
-# a checkpoint, the disk (a full disk, a folder without write permission). Exit status 1.
-OTHER_MISTAKES = (DatasetError, CheckpointError, OSError)
+# a checkpoint. Exit status 1. (The disk's are the run's: Run turns a failed write into a
+# RunError saying what is intact; any other OSError is a bug and keeps its traceback.)
+OTHER_MISTAKES = (DatasetError, CheckpointError)
 
 
 class UsageError(ValueError):

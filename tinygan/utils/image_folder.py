@@ -32,7 +32,8 @@ reported: which frame stands for the file is a guess (the first frame of an anim
 often blank or a title), so the choice is left to the user, who can extract the frames.
 
 **Run folders.** A run's outputs are never its inputs. A folder below the root that holds
-a training run (both :data:`RUN_MARKERS`), and each folder given as ``exclude`` (a run's
+a training run (its ``config.json`` and a checkpoint, ``losses.csv``, ``samples/`` or a lock:
+:data:`RUN_MARKERS`), and each folder given as ``exclude`` (a run's
 own output folder, which holds no checkpoint before its first one), is not read, and is
 reported in ``run_folders``: otherwise ``--root .`` with the run's folder inside it would
 train on the run's own grids, ``losses.png`` and ``progress.gif``, a few more after every
@@ -77,8 +78,10 @@ _CACHE_FORMAT = "tinygan-image-folder-v2"  # bump when the preprocessing changes
 _ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 _CACHE_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
-RUN_MARKERS = ("config.json", "checkpoint.npz")  # a folder with both holds a training run
-_A_RUN = f"it holds a training run ({' and '.join(RUN_MARKERS)})"
+# A folder holding config.json and any of the others holds a training run (one killed
+# before its first checkpoint, or run with --checkpoint-every 0, has no checkpoint.npz).
+RUN_MARKERS = ("config.json", "checkpoint.npz", "losses.csv", "samples", ".lock")
+_A_RUN = "it holds a training run (config.json with a checkpoint, losses.csv or samples/)"
 _NEVER_TRAINING_DATA = "a run's outputs are never read as training images"
 
 
@@ -241,8 +244,11 @@ def _result(
 
 # --------------------------------------------------------------------------- run folders
 def _holds_run(folder: Path) -> bool:
-    """Whether ``folder`` holds a training run (every file of :data:`RUN_MARKERS`)."""
-    return all((folder / name).is_file() for name in RUN_MARKERS)
+    """Whether ``folder`` holds a training run: its config.json and any other of
+    :data:`RUN_MARKERS`.
+    """
+    config, *others = RUN_MARKERS
+    return (folder / config).is_file() and any((folder / name).exists() for name in others)
 
 
 def _folder_key(folder: Path) -> tuple[int, int] | None:

@@ -65,7 +65,7 @@ import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -285,10 +285,11 @@ class Run:
 
         ``values`` are the columns of ``losses.csv`` (``d_loss``, ``g_loss``, ``d_real``,
         ``d_fake``, ``penalty``; a missing one is recorded as 0): numbers, or one-element
-        tensors or arrays where they were computed. Reading a number back from a GPU makes
-        the host wait for it, so those stay on the device until the progress line shows
-        them (every ``log_every`` steps and at the last step) or a grid, a checkpoint or a
-        score is written: then the values of every step since come back in one transfer.
+        tensors or arrays where they were computed. On the CPU they are read at once. Reading
+        a number back from a GPU makes the host wait for it, so those stay on the device
+        until the progress line shows them (every ``log_every`` steps and at the last step)
+        or a grid, a checkpoint or a score is written: then the values of every step since
+        come back in one transfer.
 
         This is also the divergence guard: losses that come back not finite (NaN or
         infinite) stop the run, naming their step, before a grid or a checkpoint is
@@ -301,9 +302,11 @@ class Run:
                 the likely cause.
         """
         seconds = self._seconds_before + self.progress.elapsed()
-        self._logged.append((step, seconds, {k: array_of(v) for k, v in values.items()}))
+        arrays = {k: array_of(v) for k, v in values.items()}
+        self._logged.append((step, seconds, arrays))
         self.step = step
-        if self.due(step, self.config.log_every):
+        on_host = not any(is_cupy_array(a) for a in arrays.values())  # reading costs nothing
+        if on_host or self.due(step, self.config.log_every):
             self._read_back_logged()
         self.progress.update(step, self._shown)
 
@@ -625,7 +628,8 @@ class Run:
         path = self.out / "config.json"
         if not path.exists():
             return
-        changed = _changed_settings(json.loads(path.read_text()), asdict(self.config))
+        defaults = {f.name: f.default for f in fields(self.config)}  # for older runs' gaps
+        changed = _changed_settings(json.loads(path.read_text()), asdict(self.config), defaults)
         if changed:
             details = ", ".join(changed)
             raise self._fail(
@@ -745,12 +749,20 @@ def _saved_settings(folder: Path) -> dict[str, Any]:
     return saved if isinstance(saved, dict) else {}
 
 
-def _changed_settings(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """``"name: before -> now"`` for each setting that changes the result of a run."""
+def _changed_settings(
+    before: dict[str, Any], now: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> list[str]:
+    """``"name: before -> now"`` for each setting that changes the result of a run.
+
+    A setting missing from ``before`` (a run of a tinygan without it, such as ``r1_gamma``
+    before 0.5) counts as its value in ``defaults`` when given: a new setting's default is
+    the old behaviour.
+    """
+    defaults = defaults or {}
     return [
-        f"{k}: {before.get(k)!r} -> {now[k]!r}"
+        f"{k}: {before.get(k, defaults.get(k))!r} -> {now[k]!r}"
         for k in now
-        if k not in _RESUMABLE_CHANGES and not _same(k, before.get(k), now[k])
+        if k not in _RESUMABLE_CHANGES and not _same(k, before.get(k, defaults.get(k)), now[k])
     ]
 
 
