@@ -123,6 +123,9 @@ def saturating_g_loss(fake: torch.Tensor) -> torch.Tensor:
 
 
 # loss name -> (L_D, L_G, whether D's scores are logits), as tinygan.gan.LOSSES
+# The shared loop's stabilisers (R1, DiffAugment, spectral norm): not carried over.
+STABILISERS = {"r1_gamma", "r1_every", "augment", "spectral_norm"}
+
 LOSSES = {
     "lsgan": (lsgan_d_loss, lsgan_g_loss, False),
     "gan": (gan_d_loss, gan_g_loss, True),
@@ -155,7 +158,12 @@ def run_settings(folder: Path, steps: int) -> Any:
         raise RunError(f"{config_path} cannot be read as a run's settings: {err}") from None
     if not isinstance(saved, dict):
         raise RunError(f"{config_path} holds no settings (a JSON object), so no run to continue")
-    known = [settings for settings in (LsganConfig, MnistConfig) if set(saved) == _names(settings)]
+    # A run of an older tinygan lacks the settings added since; they had their defaults.
+    known = [
+        settings
+        for settings in (LsganConfig, MnistConfig)
+        if set(saved) <= _names(settings) and _names(settings) - set(saved) <= STABILISERS
+    ]
     if not known:
         other = sorted(set(saved) - _names(LsganConfig) - _names(MnistConfig))[:3]
         raise RunError(
@@ -172,6 +180,16 @@ def run_settings(folder: Path, steps: int) -> Any:
         config = known[0](**saved)
     except (ValueError, TypeError) as err:  # a config.json edited by hand
         raise RunError(f"{config_path}: a setting this run cannot have: {err}") from None
+    defaults = MnistConfig()
+    used = [
+        n for n in sorted(STABILISERS) if saved.get(n, getattr(defaults, n)) != getattr(defaults, n)
+    ]
+    if used:
+        flags = ", ".join("--" + name.replace("_", "-") for name in used)
+        raise RunError(
+            f"{folder} holds a run trained with {flags}, which this script does not carry "
+            f"into PyTorch; it continues {SUPPORTED} without them"
+        )
     # tinygan's copies of the networks stay on the CPU: they only hold what the Run writes.
     return replace(config, steps=steps or config.steps, resume=True, out=str(folder), device="cpu")
 

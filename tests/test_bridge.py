@@ -467,3 +467,35 @@ def test_the_chapters_pytorch_code_runs(torch, tmp_path, monkeypatch):
     assert len(blocks) == 1
     monkeypatch.chdir(tmp_path)
     exec(compile(blocks[0], str(chapter), "exec"), {"__name__": "__docs__"})
+
+
+def test_a_shared_loop_run_with_stabilisers_is_refused_and_an_older_one_is_read(
+    tmp_path, torch, load_demo
+):
+    """A run of mnist_gan.py with --spectral-norm (or R1, DiffAugment) would continue
+    without it in PyTorch: refused, naming the flag. A run folder of an older tinygan, whose
+    config.json lacks those settings, had their defaults: read."""
+    import dataclasses
+    import json
+
+    from tinygan.train import MnistConfig
+    from tinygan.utils.run import RunError
+
+    demo = load_demo("continue_in_pytorch")
+    saved = dataclasses.asdict(MnistConfig())
+    cases = [(None, None, True), ("spectral_norm", True, False), ("r1_gamma", 0.5, False),
+             ("augment", "cutout", False)]  # fmt: skip
+    for name, value, readable in cases:
+        folder = tmp_path / str(name)
+        folder.mkdir()
+        settings = {k: v for k, v in saved.items() if k not in demo.STABILISERS}
+        if name is not None:
+            settings[name] = value
+        (folder / "config.json").write_text(json.dumps(settings))
+        (folder / "checkpoint.npz").write_bytes(b"")  # only looked for here
+        if readable:
+            assert demo.run_settings(folder, 5).steps == 5
+        else:
+            flag = "--" + name.replace("_", "-")
+            with pytest.raises(RunError, match=f"trained with {flag}, which this script"):
+                demo.run_settings(folder, 5)
