@@ -23,6 +23,14 @@ a critic with layer normalisation:
         --z-dim 128 --image-size 128 --loss wgan-gp --gp-weight 10 --d-steps 5 \\
         --lr-g 1e-4 --lr-d 1e-4 --beta1 0 --beta2 0.9 --out runs/celeba_wgan_gp
 
+With few images, D memorises them; the stabilisers of the shared loop help (the math is in
+docs/08-training.md): DiffAugment on every image D sees (--augment translation,cutout,color),
+the R1 penalty on real images (--r1-gamma 1; the "auto" norm is then LayerNorm) and spectral
+normalisation of D's layers (--spectral-norm), for example SN-GAN's recipe:
+
+    python demos/image_folder_dcgan.py --root ~/data/cats --image-size 32 --loss hinge \
+        --spectral-norm --augment translation,cutout,color --out runs/cats_sn_hinge
+
 A GPU helps a lot here: on a laptop CPU a 64 px step takes seconds (see BENCHMARKS.md);
 --device cuda with the gpu extra.
 """
@@ -54,8 +62,8 @@ class FolderConfig(TrainConfig):
         generator: "transposed" (the DCGAN paper's transposed convolutions) or "upsample"
             (nearest-neighbour upsampling x2, then a 3x3 convolution).
         norm: D's normalisation: "batch", "layer" or "none"; "auto" is BatchNorm, or
-            LayerNorm for a WGAN-GP critic (BatchNorm would mix the samples that the
-            gradient penalty treats one by one).
+            LayerNorm for a WGAN-GP critic or with R1 (BatchNorm would mix the samples
+            that a gradient penalty treats one by one).
     """
 
     root: str = ""
@@ -72,6 +80,8 @@ class FolderConfig(TrainConfig):
         require_choice("norm", self.norm, ("auto", *models.NORMS))
         if self.norm == "batch" and LOSSES[self.loss].critic:
             raise ValueError("norm: a WGAN-GP critic cannot use BatchNorm; use layer or none")
+        if self.norm == "batch" and self.r1_gamma:
+            raise ValueError("norm: R1 needs a D without BatchNorm; use layer or none")
         if not (self.root or self.sample):
             raise ValueError("--root is required: a folder of .jpg/.png images")
 
@@ -88,7 +98,7 @@ def main() -> None:
         generator = models.dcgan_generator(size, 3, z_dim, width, rng=rng)
     norm = config.norm
     if norm == "auto":
-        norm = "layer" if LOSSES[config.loss].critic else "batch"
+        norm = "layer" if LOSSES[config.loss].critic or config.r1_gamma else "batch"
     discriminator = models.dcgan_discriminator(size, 3, width, norm, rng=rng)
     if config.sample:
         generator.to(resolve_device(config.device))

@@ -68,7 +68,7 @@ def weights(module) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize(
     "loss, extra",
-    [("gan", {}), ("gan-saturating", {}), ("lsgan", {}), ("wgan-gp", {"d_steps": 2}),
+    [("gan", {}), ("gan-saturating", {}), ("lsgan", {}), ("hinge", {}), ("wgan-gp", {"d_steps": 2}),
      ("lsgan", {"optimizer": "sgd", "lr_g": 0.01, "lr_d": 0.01})],
 )  # fmt: skip
 def test_every_loss_family_changes_both_networks(tmp_path, loss, extra):

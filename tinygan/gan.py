@@ -9,8 +9,14 @@ loop to the same checkpoints)::
                   D <- D - lr grad_D [ L_D(D(x), D(G(z))) (+ gradient penalty) ]    d_step
     z ~ N(0, I):  G <- G - lr grad_G [ L_G(D(G(z))) ]                              g_step
 
-The losses are arguments, so the same two functions train a GAN, an LSGAN or a WGAN-GP:
-:data:`LOSSES` names each family's pair. The fakes G(z) are made by the caller, once per
+The losses are arguments, so the same two functions train a GAN, an LSGAN, a hinge GAN or
+a WGAN-GP: :data:`LOSSES` names each family's pair. Two stabilisers are keyword arguments:
+``r1_gamma`` adds the R1 penalty gamma/2 E||grad_x D(x)||^2 on the real images to L_D
+(:func:`tinygan.losses.r1_penalty`), and ``augment`` passes every image D sees through
+one random DiffAugment transform T (:mod:`tinygan.augment`), in both updates::
+
+    L_D(D(T(x)), D(T(G(z))))  (+ penalty on T(x), T(G(z)))    L_G(D(T(G(z))))
+ The fakes G(z) are made by the caller, once per
 step: the discriminator sees them detached (its update must not move G), the generator
 update differentiates through them.
 """
@@ -25,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from tinygan import losses
+from tinygan.augment import diff_augment
 from tinygan.autograd import no_grad
 from tinygan.nn import Module, evaluating
 from tinygan.ops import sigmoid
@@ -73,18 +80,21 @@ class DStep:
     Attributes:
         loss: L_D, penalty included, before the update.
         real_scores, fake_scores: D(x) and D(G(z)), (N, 1) each.
-        penalty: the gradient penalty's part of ``loss``, or None.
+        penalty: WGAN-GP's gradient penalty's part of ``loss``, or None.
+        r1: the R1 penalty's part of ``loss``, or None.
     """
 
     loss: Tensor
     real_scores: Tensor
     fake_scores: Tensor
     penalty: Tensor | None = None
+    r1: Tensor | None = None
 
     def summary(self, logits: bool = False) -> dict[str, Any]:
         """``d_loss``, ``penalty`` and the mean scores ``d_real`` and ``d_fake``: one-element
         arrays where they were computed (on a GPU, reading them waits for it: Run.log does
-        that every ``log_every`` steps), or 0.0 for a missing penalty.
+        that every ``log_every`` steps), or 0.0 for a missing penalty. ``penalty`` is
+        WGAN-GP's penalty plus R1 (the training loop never uses both).
 
         With ``logits=True`` the mean scores are probabilities, the mean of sigmoid(D).
         """
@@ -94,11 +104,12 @@ class DStep:
                 if logits
                 else (self.real_scores, self.fake_scores)
             )
+        penalties = [p.data for p in (self.penalty, self.r1) if p is not None]
         return {
             "d_loss": self.loss.data,
             "d_real": real.data.mean(),
             "d_fake": fake.data.mean(),
-            "penalty": 0.0 if self.penalty is None else self.penalty.data,
+            "penalty": sum(penalties[1:], penalties[0]) if penalties else 0.0,
         }
 
 
@@ -110,6 +121,10 @@ def d_step(
     fake: Tensor,
     gp_weight: float = 0.0,
     gp_rng: np.random.Generator | None = None,
+    *,
+    r1_gamma: float = 0.0,
+    augment: str = "",
+    augment_rng: np.random.Generator | None = None,
 ) -> DStep:
     """One discriminator update: score real and fake images, L_D, one optimizer step.
 
@@ -121,18 +136,37 @@ def d_step(
         fake: a batch of fakes G(z), detached from G (N, C, H, W).
         gp_weight: lambda of WGAN-GP's gradient penalty (0: none).
         gp_rng: draws the penalty's interpolation weights.
+        r1_gamma: gamma of the R1 penalty on the real images D is scored on (0: none).
+        augment: a DiffAugment policy such as "translation,cutout" ("": none), applied to
+            the real images, then to the fakes, before D sees them; the penalties see the
+            augmented images too.
+        augment_rng: draws the augmentations (needed with ``augment``).
     """
+    if augment:  # T(x), T(G(z)): D only ever sees augmented images
+        real = diff_augment(real, augment, augment_rng)
+        fake = diff_augment(fake, augment, augment_rng)
     real_scores, fake_scores = D(real), D(fake)  # (N, 1) each
     loss = d_loss(real_scores, fake_scores)
-    penalty = None
+    penalty = r1 = None
     if gp_weight:
         penalty = losses.gradient_penalty(D, real, fake, weight=gp_weight, rng=gp_rng)
         loss = loss + penalty
+    if r1_gamma:
+        r1 = losses.r1_penalty(D, real, r1_gamma)
+        loss = loss + r1
     opt_d.minimize(loss)
-    return DStep(loss, real_scores, fake_scores, penalty)
+    return DStep(loss, real_scores, fake_scores, penalty, r1)
 
 
-def g_step(D: Critic, opt_g: Optimizer, g_loss: GLoss, fake: Tensor) -> Tensor:
+def g_step(
+    D: Critic,
+    opt_g: Optimizer,
+    g_loss: GLoss,
+    fake: Tensor,
+    *,
+    augment: str = "",
+    augment_rng: np.random.Generator | None = None,
+) -> Tensor:
     """One generator update: score the fakes, L_G, one optimizer step on G's parameters.
 
     Args:
@@ -141,10 +175,15 @@ def g_step(D: Critic, opt_g: Optimizer, g_loss: GLoss, fake: Tensor) -> Tensor:
         opt_g: the optimizer of G's parameters.
         g_loss: L_G(D(G(z))), e.g. ``losses.lsgan_g_loss``.
         fake: G(z) with its graph (not detached), so the gradient reaches G.
+        augment: the DiffAugment policy D's updates use ("": none); G's loss sees the
+            augmented fakes T(G(z)), and the gradient flows back through T into G.
+        augment_rng: draws the augmentations (needed with ``augment``).
 
     Returns:
         L_G before the update.
     """
+    if augment:
+        fake = diff_augment(fake, augment, augment_rng)
     loss = g_loss(D(fake))
     opt_g.minimize(loss)
     return loss

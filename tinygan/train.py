@@ -14,7 +14,11 @@ is kept; the discriminator saw them detached), as PyTorch's DCGAN example does: 
 generator forward pass fewer per step. Every random number comes from a named stream of
 :mod:`tinygan.utils.streams`, and the real batches from
 :class:`~tinygan.data.BatchLoader` by position, so a resumed run ends exactly where an
-uninterrupted one does. With ``ema``, an exponential moving average of G's weights draws
+uninterrupted one does. The stabilisers are settings too: ``r1_gamma`` adds the R1 penalty
+to L_D (every ``r1_every``-th D update), ``augment`` passes every image D sees, real and
+fake, in both updates, through DiffAugment (:mod:`tinygan.augment`), and ``spectral_norm``
+normalises D's layers (:mod:`tinygan.extras.nn_utils`) before the optimizers and the
+checkpoint see them. With ``ema``, an exponential moving average of G's weights draws
 the grids and scores (:mod:`tinygan.ema`), as in the main demo. The records (grids,
 losses, checkpoints) are kept by :class:`~tinygan.utils.run.Run`.
 """
@@ -24,7 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from tinygan import data, models
+import numpy as np
+
+from tinygan import data, models, nn
+from tinygan.augment import parse_policy
 from tinygan.autograd import no_grad
 from tinygan.backend import resolve_device
 from tinygan.data import BatchLoader
@@ -53,7 +60,8 @@ class TrainConfig(RunConfig):
     Attributes:
         loss: "gan" (binary cross-entropy, non-saturating G loss), "gan-saturating" (G
             minimises log(1 - D(G(z))), the original minimax loss), "lsgan" (least
-            squares) or "wgan-gp" (Wasserstein critic with gradient penalty).
+            squares), "hinge" (SN-GAN's hinge loss) or "wgan-gp" (Wasserstein critic with
+            gradient penalty).
         batch_size: real and fake images per discriminator update.
         optimizer: "adam" or "sgd" (SGD with momentum).
         lr_g: the generator's learning rate, in (0, inf).
@@ -63,6 +71,17 @@ class TrainConfig(RunConfig):
         momentum: SGD's momentum, in [0, 1).
         d_steps: discriminator (critic) updates per generator update (k, n_critic).
         gp_weight: weight lambda of WGAN-GP's gradient penalty, in [0, inf).
+        r1_gamma: weight gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 on real images
+            (Mescheder et al., 2018), in [0, inf); 0: off. Not with wgan-gp, whose critic
+            has its own gradient penalty. With R1 on, D has no BatchNorm (the MNIST
+            demos drop it; the image-folder demo's norm "auto" is LayerNorm).
+        r1_every: lazy R1: the penalty, with gamma * r1_every, on every r1_every-th D
+            update only (StyleGAN2), >= 1.
+        augment: DiffAugment policy applied to every image D sees, real and fake, in D's
+            and G's updates (Zhao et al., 2020): names from "translation", "cutout" and
+            "color" (colour images only), comma-separated; "": none.
+        spectral_norm: spectral normalisation (Miyato et al., 2018) of every Linear,
+            Conv2d and ConvTranspose2d layer of D.
     """
 
     loss: str = "lsgan"
@@ -75,6 +94,10 @@ class TrainConfig(RunConfig):
     momentum: float = 0.9
     d_steps: int = 1
     gp_weight: float = 10.0
+    r1_gamma: float = 0.0
+    r1_every: int = 1
+    augment: str = ""
+    spectral_norm: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -84,6 +107,26 @@ class TrainConfig(RunConfig):
         require_positive(self, "d_steps")
         require_range(self, "momentum", low=0, high=1)
         require_range(self, "gp_weight", low=0)
+        require_stabiliser_settings(self)
+
+
+def require_stabiliser_settings(config: Any, channels: int | None = None) -> None:
+    """Check ``r1_gamma`` in [0, inf), ``r1_every`` >= 1 and the ``augment`` policy (with
+    ``channels``, C of the images when known: "color" needs C > 1). R1 and WGAN-GP's
+    penalty exclude each other: the critic's penalty holds its gradient norm near 1, R1
+    pushes it to 0 on the real images. Raises ValueError otherwise.
+    """
+    require_range(config, "r1_gamma", low=0)
+    require_positive(config, "r1_every")
+    if config.r1_gamma and LOSSES[config.loss].critic:
+        raise ValueError(
+            "r1_gamma: a WGAN-GP critic has its own gradient penalty (gp_weight); R1 is for "
+            "the other losses (gan, gan-saturating, lsgan, hinge)"
+        )
+    try:
+        parse_policy(config.augment, channels)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"augment: {str(err).removeprefix('diff_augment: ')}") from None
 
 
 def require_update_settings(config: Any) -> None:
@@ -105,6 +148,15 @@ def make_optimizer(params: Any, lr: float, config: TrainConfig) -> Optimizer:
     return SGD(params, lr=lr, momentum=config.momentum)
 
 
+def apply_spectral_norm(D: Module, rng: np.random.Generator) -> None:
+    """``nn.utils.spectral_norm`` on every Linear, Conv2d and ConvTranspose2d layer of D, in
+    the order of ``D.modules()``, the starting u and v of each drawn from ``rng``.
+    """
+    for module in D.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.utils.spectral_norm(module, rng=rng)
+
+
 def train(
     G: Module, D: Module, loader: BatchLoader, config: TrainConfig, stream: TextIO | None = None
 ) -> Run:
@@ -112,7 +164,8 @@ def train(
 
     Args:
         G: maps (N, z_dim) noise to (N, C, H, W) images in [-1, 1].
-        D: maps images to (N, 1) scores.
+        D: maps images to (N, 1) scores; with ``config.spectral_norm`` its layers are
+            normalised in place (see :func:`apply_spectral_norm`).
         loader: the real images (its batch size is used).
         config: the run's settings.
         stream: where progress and messages go (the demos pass sys.stdout).
@@ -121,9 +174,11 @@ def train(
     G, D = G.to(device).train(), D.to(device).train()
     family = LOSSES[config.loss]
     gp_weight = config.gp_weight if family.critic else 0.0
+    streams = RandomStreams(config.seed)
+    if config.spectral_norm:  # before the optimizer and the checkpoint: weight_orig, u, v
+        apply_spectral_norm(D, streams.spectral_norm())
     opt_g = make_optimizer(G.parameters(), config.lr_g, config)
     opt_d = make_optimizer(D.parameters(), config.lr_d, config)
-    streams = RandomStreams(config.seed)
     ema = EMA(G, config.ema) if config.ema else None
     sampler = G if ema is None else ema.model
     batchnorm_noise = [Tensor(b).to(device) for b in streams.batchnorm_noise(config.z_dim)]
@@ -131,6 +186,7 @@ def train(
     if not config.reference:
         keep_freed_memory()  # a process setting: malloc keeps freed memory (tinygan/fast/)
     k, n = config.d_steps, loader.batch_size
+    policy, r1_every = config.augment, config.r1_every
     with use_fast_paths(not config.reference):
         for step in run.steps():
             for j in range(k):
@@ -142,8 +198,15 @@ def train(
                 else:
                     fake = G(z)
                 gp_rng = streams.penalty(step, j)
-                d = d_step(D, opt_d, family.d_loss, real, fake.detach(), gp_weight, gp_rng)
-            g_loss = g_step(D, opt_g, family.g_loss, fake)
+                t = (step - 1) * k + j  # D updates before this one: lazy R1 on every r1_every-th
+                r1_gamma = config.r1_gamma * r1_every if t % r1_every == 0 else 0.0
+                d = d_step(
+                    D, opt_d, family.d_loss, real, fake.detach(), gp_weight, gp_rng,
+                    r1_gamma=r1_gamma, augment=policy, augment_rng=streams.augment(step, j),
+                )  # fmt: skip
+            g_loss = g_step(
+                D, opt_g, family.g_loss, fake, augment=policy, augment_rng=streams.augment(step, k)
+            )
             if ema is not None:
                 ema.update()
             run.log(step, g_loss=g_loss, **d.summary(family.logits))
@@ -181,6 +244,7 @@ class MnistSettings:
         require_choice("dataset", self.dataset, data.TRAINING_SETS)
         require_choice("model", self.model, models.MNIST_MODELS)
         require_folder(self, "data_root")
+        require_stabiliser_settings(self, channels=1)  # digits are grey: no "color"
         if self.eval_every and self.dataset != "mnist":
             raise ValueError("eval_every scores digits with an MNIST classifier: MNIST runs only")
 
@@ -197,7 +261,9 @@ def train_mnist(config: MnistConfig, stream: TextIO | None = None) -> None:
         UsageError: a batch larger than the data, before the first step.
         DatasetError: the digits cannot be found, downloaded or read.
     """
-    G, D = models.mnist_models(config.model, config.z_dim, LOSSES[config.loss].critic, config.seed)
+    # A penalty's D has no BatchNorm, which would couple the samples it treats one by one.
+    no_batchnorm = LOSSES[config.loss].critic or config.r1_gamma > 0
+    G, D = models.mnist_models(config.model, config.z_dim, no_batchnorm, config.seed)
     log = None if stream is None else (lambda line: print(line, file=stream))
     if config.sample:
         G.to(resolve_device(config.device))

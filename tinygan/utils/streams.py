@@ -28,6 +28,8 @@ LABELLED = 4  # which labelled examples a semi-supervised step sees
 SAMPLES = 5  # the z of a sample grid drawn from a checkpoint (--sample)
 INTERPOLATION = 6  # the two ends of a latent interpolation
 BATCHNORM_NOISE = 7  # the z on which an EMA generator's BatchNorm statistics are measured
+AUGMENT = 8  # DiffAugment's shifts, cutouts and colour changes
+SPECTRAL_NORM = 9  # the starting u and v of spectral normalisation's power iteration
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,16 @@ class RandomStreams:
     def penalty(self, step: int, update: int = 0) -> np.random.Generator:
         """Draws WGAN-GP's epsilon for discriminator update ``update`` of ``step``."""
         return self.rng(PENALTY, step, update)
+
+    def augment(self, step: int, update: int = 0) -> np.random.Generator:
+        """Draws DiffAugment's transforms for update ``update`` of ``step``: D's updates are
+        0..k-1 (real images first, then fakes), G's update is k.
+        """
+        return self.rng(AUGMENT, step, update)
+
+    def spectral_norm(self) -> np.random.Generator:
+        """Draws the starting u and v of D's spectrally normalised layers, once per run."""
+        return self.rng(SPECTRAL_NORM)
 
     def batchnorm_noise(self, z_dim: int, batches: int = 8, n: int = 64) -> np.ndarray:
         """The z on which an EMA generator's BatchNorm statistics are measured, float32
