@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_train import tiny_images
 
 from tinygan import models
 from tinygan.checkpoint import read_checkpoint
@@ -32,15 +33,6 @@ from tinygan.utils.run import Run, RunError, check_folder, sample_from_checkpoin
 ROOT = Path(__file__).resolve().parent.parent
 DEMOS = ROOT / "demos"
 Z_DIM = 8
-
-
-def tiny_images(n: int = 64, seed: int = 0) -> np.ndarray:
-    """Bright squares at random places on black, uint8 (N, 28, 28)."""
-    rng = np.random.default_rng(seed)
-    images = np.zeros((n, 28, 28), dtype=np.uint8)
-    for img, (r, c) in zip(images, rng.integers(0, 20, size=(n, 2))):
-        img[r : r + 8, c : c + 8] = 255
-    return images
 
 
 def tiny_generator(z_dim: int = Z_DIM, model: str = "mlp", batch_norm: bool = False):
