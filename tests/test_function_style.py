@@ -18,6 +18,7 @@ import tinygan.extras.ops
 import tinygan.fast.conv
 import tinygan.fast.norm
 import tinygan.fast.ops
+import tinygan.fast.upsample_conv
 import tinygan.functional
 import tinygan.losses
 import tinygan.losses_hinge
@@ -30,7 +31,9 @@ MODULES = (
     tinygan.ops, tinygan.extras.ops, tinygan.conv, tinygan.functional, tinygan.losses,
     tinygan.losses_wgan, tinygan.losses_hinge, tinygan.losses_semi_supervised,
 )  # fmt: skip
-FAST_MODULES = (tinygan.fast.ops, tinygan.fast.conv, tinygan.fast.norm)
+FAST_MODULES = (
+    tinygan.fast.ops, tinygan.fast.conv, tinygan.fast.norm, tinygan.fast.upsample_conv,
+)  # fmt: skip
 
 
 def function_classes() -> list[type[Function]]:

@@ -278,9 +278,11 @@ def upsample_generator(
     This is the "repeated upsampling and convolutional layer with ReLU activation" of the
     WGAN-GP CelebA experiments (z in R^128). Unlike a stride-2 transposed convolution,
     whose 4x4 kernel overlaps itself unevenly and can draw a checkerboard (Odena et al.,
-    2016), every output pixel here sees the same 3x3 neighbourhood; the price is about
+    2016), every output pixel here sees the same 3x3 neighbourhood. As written, that costs
     2.25 times the multiply-adds of :func:`dcgan_generator` per doubling (9 taps at the
-    doubled size against 16 at the original one).
+    doubled size against 16 at the original one); with the fast paths on, ``nn.Sequential``
+    runs each upsampling and its convolution as one op, four 2x2 convolutions of the
+    low-resolution image (:mod:`tinygan.fast.upsample_conv`), back to 16.
     """
     depth = _dcgan_depth(image_size)
     c = width * 2 ** (depth - 1)

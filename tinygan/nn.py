@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from tinygan import fast, init
 from tinygan import functional as F
-from tinygan import init
 from tinygan.backend import is_cupy_array
 from tinygan.conv import IntPair, as_pair
 from tinygan.extras.module import ModuleExtras
@@ -447,7 +447,8 @@ class Sequential(Module):
             setattr(self, str(i), layer)
 
     def forward(self, x: Tensor) -> Tensor:
-        for layer in self._modules.values():
+        layers = fast_upsample_conv.fused(self) if fast.enabled() else self._modules.values()
+        for layer in layers:
             x = layer(x)
         return x
 
@@ -467,7 +468,7 @@ class Sequential(Module):
 
 # ---------------------------------------------------------------------------- losses
 
-# Off the main demo's path, in this namespace: nn.utils, evaluating, more layers.
+# Off the main demo's path: nn.utils, evaluating, more layers; Sequential's fused Upsample+Conv2d.
 from tinygan.extras import nn_utils as utils  # noqa: E402, F401
 from tinygan.extras.layers import (  # noqa: E402, F401
     BCEWithLogitsLoss,
@@ -480,3 +481,4 @@ from tinygan.extras.layers import (  # noqa: E402, F401
     Upsample,
 )
 from tinygan.extras.module import evaluating  # noqa: E402, F401
+from tinygan.fast import upsample_conv as fast_upsample_conv  # noqa: E402
