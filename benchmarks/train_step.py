@@ -1,28 +1,52 @@
 """Time whole GAN training steps, tinygan against PyTorch with the same networks and data.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/train_step.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/train_step.py \
+        --cases folder32 folder64 seed001-64            # the image-folder workloads
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/train_step.py --cases all
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
         python benchmarks/train_step.py                 # both libraries on one thread
     python benchmarks/train_step.py --device cuda   # CuPy against PyTorch CUDA
 
 (``env -u`` drops settings that force NumPy's OpenBLAS onto older kernels, for this command
-only; the script prints the kernel that ran.) Three steps, the two frameworks in one
+only; the script prints the kernel that ran.) Training steps, the two frameworks in one
 process with the same thread count, timed by the protocol of :mod:`benchmarks.common`:
 alternating blocks of ``--block`` steps, the first of each block untimed, medians of at
-least ``--timed`` timed steps each:
+least ``--timed`` timed steps each. ``--cases`` picks them by name; without it the three
+MNIST-sized steps run (about half a minute on 2 cores), and ``--cases all`` adds the three
+image-folder steps (about 5 minutes more: a 64 px step takes 1.5 to 2 s):
 
-* DCGAN-28 LSGAN (the reference model of CONTRIBUTING.md), batch 64: one D update + one G
-  update.
-* WGAN-GP critic update on DCGAN-28's critic (no BatchNorm), batch 64: the loss plus the
-  gradient penalty, whose gradient is a double backward.
-* MLP GAN (noise 96 -> 1024 -> 1024 -> 784; 784 -> 256 -> 256 -> 1), batch 128: one D
-  update + one G update with the non-saturating BCE loss.
+* ``dcgan28``: DCGAN-28 LSGAN (the reference model of CONTRIBUTING.md), batch 64: one D
+  update + one G update.
+* ``wgan-gp28``: WGAN-GP critic update on DCGAN-28's critic (no BatchNorm), batch 64: the
+  loss plus the gradient penalty, whose gradient is a double backward.
+* ``mlp``: MLP GAN (noise 96 -> 1024 -> 1024 -> 784; 784 -> 256 -> 256 -> 1), batch 128:
+  one D update + one G update with the non-saturating BCE loss.
+* ``folder32``: the image-folder DCGAN of ``demos/image_folder_dcgan.py`` (the DCGAN
+  paper's networks, :func:`tinygan.models.dcgan_generator` and
+  :func:`~tinygan.models.dcgan_discriminator` with BatchNorm, width 64, z in R^100, 3
+  channels) at 32 px, batch 64: one D update + one G update with the non-saturating BCE
+  loss (the demo's default ``--loss gan``).
+* ``folder64``: the same at 64 px (the shoes and cat-faces seeds' size).
+* ``seed001-64``: seed 001's model at 64 px, batch 32:
+  :func:`tinygan.models.upsample_generator` (nearest-neighbour x2 + 3x3 conv per doubling,
+  z in R^128, width 64) against the demo's WGAN-GP critic (``--loss wgan-gp``, whose
+  "auto" norm is LayerNorm: ``dcgan_discriminator(64, 3, 64, "layer")``); one critic
+  update (loss + gradient penalty, a double backward) on the detached fakes, then one G
+  update on the same fakes, as ``tinygan.train`` runs ``--d-steps 1``.
+
+The image-folder steps draw their "real" images uniformly in [-1, 1] (random images of
+the right size: no dataset needed; the arithmetic is the same). If a 64 px step takes more
+than a second, ``--timed 12`` keeps a run short (say so beside its numbers).
 
 Both frameworks start from the same weights (tinygan's, copied into PyTorch through the
-state dicts, whose keys and layouts match) and see the same batches and noise. FLOPs are
-counted as 2 x multiply-adds of every linear/conv layer, x3 for a forward + backward pass
-(the usual rule; tinygan skips some of that work, such as D's weight gradients in the G
-update, so its share of the machine's peak is a conservative figure). The peak is the
+state dicts, whose keys and layouts match: layer by layer below for the MNIST steps, by
+:func:`tinygan.bridge.to_torch` for the image-folder ones) and see the same batches and
+noise. FLOPs are counted as 2 x multiply-adds of every linear/conv layer as written (an
+``Upsample`` + 3x3 conv pair at the doubled size, as PyTorch runs it; tinygan's fused op
+does 16/36 of it), x3 for a forward + backward pass (the usual rule; tinygan skips some
+of that work, such as D's weight gradients in the G update, so its share of the machine's
+peak is a conservative figure, except for the fused upsampling pairs). The peak is the
 float32 NumPy matrix product of two 2048 x 2048 matrices, measured in the same run.
 Memory: the peak of NumPy allocations during one tinygan step (tracemalloc, CPU only);
 PyTorch's allocator is invisible to tracemalloc, so no PyTorch figure is given.
@@ -69,7 +93,7 @@ def forward_flops(module: nn.Module, x_shape: tuple[int, ...]) -> int:
             total += 2 * n * c * shape[2] * shape[3] * o * kh * kw
             h, w = (shape[2] - 1) * s - 2 * p + kh, (shape[3] - 1) * s - 2 * p + kw
             shape = (n, o, h, w)
-        elif isinstance(layer, (nn.Flatten, nn.Unflatten)):
+        elif isinstance(layer, (nn.Flatten, nn.Unflatten, nn.Upsample)):
             shape = tuple(layer(tg.Tensor(np.zeros((1, *shape[1:]), np.float32))).shape)
             shape = (n, *shape[1:])
     return total
@@ -77,11 +101,51 @@ def forward_flops(module: nn.Module, x_shape: tuple[int, ...]) -> int:
 
 # ------------------------------------------------------------------------- the steps
 class Case:
-    """A training step in both frameworks plus what is needed to report it."""
+    """A training step in both frameworks plus what is needed to report it.
 
-    def __init__(self, name, batch, g, d, loss, z_dim, flops):
+    ``image`` is the (C, H, W) of the random real images of an image-folder case (None: the
+    MNIST digits); ``g_update`` adds a G update after a WGAN-GP critic update; ``bridge``
+    builds the PyTorch twins with :func:`tinygan.bridge.to_torch`.
+    """
+
+    def __init__(
+        self, name, batch, g, d, loss, z_dim, flops, image=None, g_update=False, bridge=False
+    ):
         self.name, self.batch, self.g, self.d = name, batch, g, d
         self.loss, self.z_dim, self.flops = loss, z_dim, flops
+        self.image, self.g_update, self.bridge = image, g_update, bridge
+
+
+MNIST_CASES = ("dcgan28", "wgan-gp28", "mlp")
+FOLDER_CASES = ("folder32", "folder64", "seed001-64")
+
+
+def folder_case(name: str) -> Case:
+    """One image-folder case, its networks built as ``demos/image_folder_dcgan.py`` builds
+    them (3 channels, width 64), from its own seed."""
+    rng = np.random.default_rng(0)
+    if name == "seed001-64":
+        size, batch, z_dim = 64, 32, 128
+        g = models.upsample_generator(size, 3, z_dim, 64, rng=rng)
+        d = models.dcgan_discriminator(size, 3, 64, "layer", rng=rng)
+        # the critic update's 12 passes of D (as for wgan-gp28), then the G update: G
+        # fwd+bwd once (the fakes serve both updates), D fwd+bwd once more.
+        flops = 3 * forward_flops(g, (batch, z_dim)) + 15 * forward_flops(d, (batch, 3, size, size))
+        title = "seed 001, 64 px: upsample G + LayerNorm critic, WGAN-GP critic + G step (batch 32)"
+        return Case(title, batch, g, d, "wgan-gp", z_dim, flops, (3, size, size), True, True)
+    size, batch, z_dim = {"folder32": 32, "folder64": 64}[name], 64, 100
+    g = models.dcgan_generator(size, 3, z_dim, 64, rng=rng)
+    d = models.dcgan_discriminator(size, 3, 64, "batch", rng=rng)
+    flops = 3 * forward_flops(g, (batch, z_dim)) + 9 * forward_flops(d, (batch, 3, size, size))
+    title = f"image-folder DCGAN {size} px GAN step (batch 64)"
+    return Case(title, batch, g, d, "gan", z_dim, flops, (3, size, size), bridge=True)
+
+
+def select_cases(names: list[str]) -> list[Case]:
+    """The cases named (``all``: every one), in the table's order."""
+    wanted = set(MNIST_CASES + FOLDER_CASES) if "all" in names else set(names)
+    cases = [c for n, c in zip(MNIST_CASES, make_cases(np.random.default_rng(0))) if n in wanted]
+    return cases + [folder_case(n) for n in FOLDER_CASES if n in wanted]
 
 
 def make_cases(rng: np.random.Generator) -> list[Case]:
@@ -113,10 +177,14 @@ def tinygan_step(case: Case, device: str, data: Callable) -> Callable[[], None]:
     def step():
         real_np, z_np = data()
         real, z = tg.Tensor(real_np).to(device), tg.Tensor(z_np).to(device)
-        if family.critic:  # the critic update alone, with the gradient penalty
+        if family.critic and not case.g_update:  # the critic update alone, with the penalty
             with tg.no_grad():
                 fake = g(z)
             return d_step(d, opt_d, family.d_loss, real, fake, 10.0, gp_rng).loss.data
+        if family.critic:  # a critic update with the penalty, then a G update (train.py's)
+            fake = g(z)
+            d_step(d, opt_d, family.d_loss, real, fake.detach(), 10.0, gp_rng)
+            return g_step(d, opt_g, family.g_loss, fake).data
         fake = g(z)
         d_step(d, opt_d, family.d_loss, real, fake.detach())
         return g_step(d, opt_g, family.g_loss, fake).data
@@ -126,6 +194,10 @@ def tinygan_step(case: Case, device: str, data: Callable) -> Callable[[], None]:
 
 def torch_modules(torch, case: Case, device: str):
     """PyTorch twins of the case's networks, loaded with tinygan's weights."""
+    if case.bridge:
+        from tinygan.bridge import to_torch
+
+        return to_torch(case.g).to(device), to_torch(case.d).to(device)
     tnn = torch.nn
 
     def twin(module: nn.Module):
@@ -179,17 +251,27 @@ def torch_step(torch, case: Case, device: str, data: Callable) -> Callable[[], N
         real = torch.from_numpy(real_np).to(device)
         z = torch.from_numpy(z_np).to(device)
         if case.loss == "wgan-gp":
-            with torch.no_grad():
+            if case.g_update:
                 fake = g(z)
+                fake_d = fake.detach()
+            else:
+                with torch.no_grad():
+                    fake = fake_d = g(z)
             eps = torch.rand(real.shape[0], 1, 1, 1, device=device)
-            x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            x_hat = (eps * real + (1 - eps) * fake_d).requires_grad_(True)
             (grad,) = torch.autograd.grad(d(x_hat).sum(), [x_hat], create_graph=True)
             penalty = 10.0 * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-            loss = d(fake).mean() - d(real).mean() + penalty
+            loss = d(fake_d).mean() - d(real).mean() + penalty
             opt_d.zero_grad()
             loss.backward()
             opt_d.step()
-            return loss
+            if not case.g_update:
+                return loss
+            opt_g.zero_grad()
+            g_loss = -d(fake).mean()
+            g_loss.backward()
+            opt_g.step()
+            return g_loss
         fake = g(z)
         opt_d.zero_grad()
         d_loss_fn(d(real), d(fake.detach())).backward()
@@ -204,7 +286,11 @@ def torch_step(torch, case: Case, device: str, data: Callable) -> Callable[[], N
 
 
 def data_source(case: Case, images: np.ndarray, seed: int) -> Callable:
+    """Batches of ``images`` (or, for an image-folder case, of random images uniform in
+    [-1, 1] of its size) and their noise, the same sequence for every ``seed``."""
     rng = np.random.default_rng(seed)
+    if case.image is not None:
+        images = random_images(case.image)
 
     def draw():
         idx = rng.integers(0, len(images), case.batch)
@@ -212,6 +298,12 @@ def data_source(case: Case, images: np.ndarray, seed: int) -> Callable:
         return images[idx], z
 
     return draw
+
+
+def random_images(shape: tuple[int, int, int], count: int = 256) -> np.ndarray:
+    """``count`` images of ``shape``, uniform in [-1, 1] (float32), from a fixed seed."""
+    rng = np.random.default_rng(2)
+    return rng.uniform(-1.0, 1.0, (count, *shape)).astype(np.float32)
 
 
 def peak_numpy_mb(step: Callable[[], object]) -> float:
@@ -227,12 +319,25 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--timed", type=int, default=TIMED, help="timed steps per framework")
     parser.add_argument("--block", type=int, default=BLOCK, help="steps per block (1st untimed)")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=list(MNIST_CASES),
+        choices=[*MNIST_CASES, *FOLDER_CASES, "all"],
+        metavar="NAME",
+        help=f"steps to time, of {', '.join(MNIST_CASES + FOLDER_CASES)}, or all "
+        f"(default: {' '.join(MNIST_CASES)})",
+    )
     args = parser.parse_args()
 
     torch, sync_tg, sync_torch = frameworks(args.device)
     from tinygan.data import images_to_float, load_mnist_or_bundled
 
-    images = images_to_float(load_mnist_or_bundled(download=False)[0][:2048])[:, None]
+    cases = select_cases(args.cases)
+    if any(case.image is None for case in cases):
+        images = images_to_float(load_mnist_or_bundled(download=False)[0][:2048])[:, None]
+    else:  # only image-folder cases: they draw random images, no MNIST needed
+        images = np.zeros((1, 1, 28, 28), np.float32)
     peak = print_environment(args.device, torch)
     print(
         f"device: {args.device}; medians of at least {args.timed} timed steps, in alternating "
@@ -243,7 +348,7 @@ def main() -> None:
         "GFLOP/step | tinygan % of peak | tinygan peak MB |"
     )
     print("|" + "---|" * 9)
-    for case in make_cases(np.random.default_rng(0)):
+    for case in cases:
         contenders = {
             "tinygan": synced(
                 tinygan_step(case, args.device, data_source(case, images, 1)), sync_tg
