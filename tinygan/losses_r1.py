@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tinygan.autograd import enable_grad, grad, is_grad_enabled
-from tinygan.losses import _check_scores
+from tinygan.losses_wgan import squared_input_gradient_norms
 from tinygan.ops import mean
 from tinygan.tensor import Tensor
 
@@ -52,10 +51,5 @@ def r1_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, gamma: f
     if not gamma >= 0.0:  # NaN fails too
         raise ValueError(f"r1_penalty: gamma must be a number >= 0, got {gamma}")
     x = Tensor(real.data, requires_grad=True)
-    second_order = is_grad_enabled()
-    with enable_grad():  # the inner gradient needs a graph even under no_grad
-        scores = discriminator(x)
-        _check_scores("r1_penalty", "discriminator(real)", scores)
-        (g,) = grad(scores.sum(), [x], create_graph=second_order)
-    squared_norm = (g * g).reshape(real.shape[0], -1).sum(axis=1)  # (N,)
+    squared_norm = squared_input_gradient_norms(discriminator, x, "r1_penalty")  # (N,)
     return (0.5 * float(gamma)) * mean(squared_norm)

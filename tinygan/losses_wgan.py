@@ -129,11 +129,29 @@ def gradient_penalty(
     eps = rng.random((n,) + (1,) * (real.ndim - 1))  # (N, 1, ..., 1): one per sample
     eps = real.xp.asarray(eps, dtype=real.dtype)
     x_hat = Tensor(eps * real.data + (1.0 - eps) * fake.data, requires_grad=True)
-    second_order = is_grad_enabled()
-    with enable_grad():  # the inner gradient needs a graph even under no_grad
-        scores = critic(x_hat)
-        _check_scores("gradient_penalty", "critic(x_hat)", scores)
-        (g,) = grad(scores.sum(), [x_hat], create_graph=second_order)
-    squared_norm = (g * g).reshape(n, -1).sum(axis=1)  # (N,)
+    squared_norm = squared_input_gradient_norms(critic, x_hat, "gradient_penalty")
     norm = sqrt(squared_norm + GP_SQRT_EPS)
     return weight * mean((norm - 1.0) ** 2)
+
+
+def squared_input_gradient_norms(
+    critic: Callable[[Tensor], Tensor], x: Tensor, penalty: str
+) -> Tensor:
+    """||g_i||^2 with g_i = d critic(x)_i / d x_i, for each sample of the leaf ``x`` (N, ...).
+
+    Because critic(x)_i depends on x_i only, all g_i come from one backward pass of
+    ``critic(x).sum()``. That pass records its graph whenever the caller is recording
+    (``create_graph=is_grad_enabled()``), so a penalty built on the result differentiates
+    through it into the critic's weights: a true second-order gradient. Under ``no_grad``
+    the norms are still computed, with a first-order graph only. Shared by WGAN-GP's
+    penalty and R1 (:func:`tinygan.losses_r1.r1_penalty`).
+
+    Returns:
+        A (N,) tensor.
+    """
+    second_order = is_grad_enabled()
+    with enable_grad():  # the inner gradient needs a graph even under no_grad
+        scores = critic(x)
+        _check_scores(penalty, "the critic's scores", scores)
+        (g,) = grad(scores.sum(), [x], create_graph=second_order)
+    return (g * g).reshape(x.shape[0], -1).sum(axis=1)

@@ -56,6 +56,7 @@ The folder belongs to one run, and to one process at a time:
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import errno
 import io
@@ -513,8 +514,9 @@ class Run:
         The loop checkpoints a step before it scores it, so a run killed while scoring
         (``kill -9``, a power cut) resumes after a step without its row, which no later
         step would write. The scores are drawn as the loop draws them: by the EMA of G when
-        the run keeps one, its BatchNorm statistics measured first on the run's noise (what
-        the loop does before each score), else by G; so the row is the uninterrupted run's.
+        the run keeps one (a copy of it, its BatchNorm statistics measured on the run's noise
+        as the loop does before each score: the run's own EMA is left as it is), else by G;
+        so the row is the uninterrupted run's.
         """
         step, every = self.step, self.config.eval_every
         if not (step and self.due(step, every)):
@@ -523,10 +525,10 @@ class Run:
             return
         self.message(f"--resume: step {step} has a checkpoint but no scores yet: scoring it")
         sampler = self.generator
-        if self.ema is not None:
+        if self.ema is not None:  # on a copy: the records change no state of the loop's
+            sampler = copy.deepcopy(self.ema.model)
             noise = self.streams.batchnorm_noise(self.config.z_dim)
-            self.ema.recompute_batchnorm([Tensor(z).to(self.device) for z in noise])
-            sampler = self.ema.model
+            recompute_batchnorm(sampler, [Tensor(z).to(self.device) for z in noise])
         self.evaluate(step, sampler)
 
     def _stop(self, signum: int, steps_done: int) -> None:
