@@ -42,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from benchmarks.common import machine
 from tinygan import data, metrics, models
-from tinygan.gan import LOSSES, generate_many
+from tinygan.gan import generate_many
 from tinygan.tensor import Tensor
-from tinygan.train import MnistConfig, train
+from tinygan.train import MnistConfig, discriminator_batchnorm, train
 from tinygan.utils.fileio import atomic_write
 from tinygan.utils.run import Run
 
@@ -73,8 +73,10 @@ def ema_sampler(run):
 def train_config(config: MnistConfig, images: np.ndarray) -> Run:
     """Train fresh networks of ``config`` (seeded by it) on ``images``; with ``resume``,
     they continue from the checkpoint in ``config.out``, exactly."""
-    critic = LOSSES[config.loss].critic
-    generator, discriminator = models.mnist_models(config.model, config.z_dim, critic, config.seed)
+    no_batchnorm = not discriminator_batchnorm(config)
+    generator, discriminator = models.mnist_models(
+        config.model, config.z_dim, no_batchnorm, config.seed
+    )
     loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
     return train(generator, discriminator, loader, config, stream=io.StringIO())
 
@@ -136,6 +138,26 @@ RECIPES = {  # name (for --only) -> recipe
     "dcgan-lsgan-b0.9": Recipe(
         "DCGAN-28 LSGAN, G 1e-3, D 2e-4, betas (0.5, 0.9) (mnist_lsgan.py, 1,500 steps)",
         dict(_DCGAN, **_FASTER_G, beta2=0.9),
+        (1000, 1500, 2000),
+    ),
+    "dcgan-lsgan-sn": Recipe(
+        "DCGAN-28 LSGAN, mnist_lsgan.py's recipe, spectral norm on D (no BatchNorm)",
+        dict(_DCGAN, **_FASTER_G, beta2=0.9, spectral_norm=True),
+        (1000, 1500, 2000, 2500),
+    ),
+    "dcgan-lsgan-r1": Recipe(
+        "DCGAN-28 LSGAN, mnist_lsgan.py's recipe, R1 gamma 1 on D (no BatchNorm)",
+        dict(_DCGAN, **_FASTER_G, beta2=0.9, r1_gamma=1.0),
+        (1000, 1500, 2000),
+    ),
+    "dcgan-lsgan-augment": Recipe(
+        "DCGAN-28 LSGAN, mnist_lsgan.py's recipe, DiffAugment translation",
+        dict(_DCGAN, **_FASTER_G, beta2=0.9, augment="translation"),
+        (1000, 1500, 2000),
+    ),
+    "dcgan-hinge-sn": Recipe(
+        "DCGAN-28 hinge loss, mnist_lsgan.py's rates, spectral norm on D (SN-GAN)",
+        dict(_DCGAN, **_FASTER_G, beta2=0.9, loss="hinge", spectral_norm=True),
         (1000, 1500, 2000),
     ),
     "dcgan-gan-2e-4": Recipe(

@@ -122,6 +122,13 @@ def saturating_g_loss(fake: torch.Tensor) -> torch.Tensor:
     return -F.softplus(fake).mean()  # log(1 - sigmoid(D(G(z))))
 
 
+def gradient_norm(module: torch.nn.Module) -> torch.Tensor:
+    """sqrt(sum_p ||dL/dp||^2) over the parameters with a gradient, as the tinygan run
+    records it (tinygan.utils.diagnostics.gradient_norm)."""
+    grads = [p.grad.reshape(-1) for p in module.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.cat(grads)) if grads else torch.zeros(())
+
+
 # loss name -> (L_D, L_G, whether D's scores are logits), as tinygan.gan.LOSSES
 # The shared loop's stabilisers (R1, DiffAugment, spectral norm): not carried over.
 STABILISERS = {"r1_gamma", "r1_every", "augment", "spectral_norm"}
@@ -348,6 +355,7 @@ def main() -> None:
             topt_d.zero_grad()
             d_loss.backward()  # with DDP: the gradients averaged over the processes
             topt_d.step()
+        d_norm = gradient_norm(tD)  # before G's backward adds to D's .grad
         # Generator, through D's own module: the G update needs no averaged D gradients.
         g_loss = g_loss_fn(tD(fake))
         topt_g.zero_grad()
@@ -365,7 +373,8 @@ def main() -> None:
         if rank > 0:
             continue
         d, g, d_real, d_fake = numbers.tolist()
-        run.log(step, d_loss=d, g_loss=g, d_real=d_real, d_fake=d_fake)
+        norms = dict(g_grad_norm=gradient_norm(tG).item(), d_grad_norm=d_norm.item())
+        run.log(step, d_loss=d, g_loss=g, d_real=d_real, d_fake=d_fake, **norms)
         if run.due(step, config.sample_every):
             if tema is not None:  # BatchNorm's statistics under the averaged weights
                 update_bn(batchnorm_noise, tema)

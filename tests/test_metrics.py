@@ -127,10 +127,11 @@ def test_a_one_digit_generator_gets_low_coverage_and_a_high_distance(bundled):
     ones = images[:8000][labels[:8000] == 1][:600]  # only real 1s: perfect images, no variety
     scores = metrics.score(ones)
     floor = metrics.real_floor()
-    assert scores.classes == 1 and scores.class_kl > 2.0
+    assert scores.classes == 1 and scores.class_kl > 2.0 and scores.top_class_share == 1.0
     assert scores.inception_score < 1.5
     assert scores.fd > 20 * floor.fd, (scores.fd, floor.fd)
     assert floor.classes == 10 and floor.class_kl < 0.05 and floor.inception_score > 9.0
+    assert 0.1 <= floor.top_class_share < 0.13  # the commonest digit of a real set: about 11%
 
 
 def test_lenet_gives_128_features_and_10_logits():

@@ -54,12 +54,17 @@ class LossFamily:
         critic: D is a Wasserstein critic, kept 1-Lipschitz by the gradient penalty; such a
             critic has no BatchNorm, which would couple the samples that the penalty
             treats one by one (Gulrajani et al., 2017, section 4).
+        fake_target: the mean D(G(z)) of a discriminator that wins outright, in the units
+            the logs show (probabilities for logits): 0, or -1 for the hinge loss, which is
+            satisfied at fake scores <= -1; None for a critic, whose scores have no target.
+            The diagnostics (:mod:`tinygan.utils.diagnostics`) read it.
     """
 
     d_loss: DLoss
     g_loss: GLoss
     logits: bool = False
     critic: bool = False
+    fake_target: float | None = 0.0
 
 
 LOSSES: dict[str, LossFamily] = {
@@ -68,8 +73,8 @@ LOSSES: dict[str, LossFamily] = {
         losses.gan_d_loss, partial(losses.gan_g_loss, saturating=True), logits=True
     ),
     "lsgan": LossFamily(losses.lsgan_d_loss, losses.lsgan_g_loss),
-    "hinge": LossFamily(losses.hinge_d_loss, losses.hinge_g_loss),
-    "wgan-gp": LossFamily(losses.wgan_d_loss, losses.wgan_g_loss, critic=True),
+    "hinge": LossFamily(losses.hinge_d_loss, losses.hinge_g_loss, fake_target=-1.0),
+    "wgan-gp": LossFamily(losses.wgan_d_loss, losses.wgan_g_loss, critic=True, fake_target=None),
 }
 
 

@@ -89,6 +89,8 @@ class QualityScores:
         inception_std: its standard deviation over the splits.
         classes: digits predicted for at least ``MIN_CLASS_SHARE`` of the images (0 to 10).
         class_kl: KL divergence of the predicted-class histogram from uniform (0 to log 10).
+        top_class_share: the share of the images predicted as the most frequent digit (0.1
+            for a balanced set, 1 when every image is one digit: mode collapse).
         speckle: isolated pixels per image (:func:`speckle`; lower is better).
         samples: how many images were scored.
     """
@@ -98,6 +100,7 @@ class QualityScores:
     inception_std: float
     classes: int
     class_kl: float
+    top_class_share: float
     speckle: float
     samples: int
 
@@ -447,8 +450,9 @@ def _scores(
 ) -> QualityScores:
     is_mean, is_std = inception_score(probs, splits)
     classes, kl = class_coverage(probs)
+    top = float(np.bincount(probs.argmax(axis=1), minlength=probs.shape[1]).max() / len(probs))
     fd = frechet_distance(mu, sigma, mu_ref, sigma_ref)
-    return QualityScores(fd, is_mean, is_std, classes, kl, speckle_value, len(probs))
+    return QualityScores(fd, is_mean, is_std, classes, kl, top, speckle_value, len(probs))
 
 
 def conditional_accuracy(images: Any, labels: Any) -> np.ndarray:

@@ -203,8 +203,9 @@ def mnist_models(
         model: "dcgan" (DCGAN-28: transposed convolutions in G, strided ones in D) or
             "mlp" (the classic fully connected GAN).
         z_dim: size of the noise vector.
-        critic: D is a WGAN-GP critic: DCGAN-28's discriminator without BatchNorm (see
-            ``tinygan.gan.LossFamily.critic``); the MLP has no BatchNorm anyway.
+        critic: DCGAN-28's discriminator without BatchNorm: a WGAN-GP critic, or a D with
+            R1 or spectral norm (see ``tinygan.train.discriminator_batchnorm``); the MLP
+            has no BatchNorm anyway.
         seed: the weights of G, then D, come from ``numpy.random.default_rng(seed)``.
 
     Raises:

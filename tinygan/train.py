@@ -81,7 +81,8 @@ class TrainConfig(RunConfig):
             and G's updates (Zhao et al., 2020): names from "translation", "cutout" and
             "color" (colour images only), comma-separated; "": none.
         spectral_norm: spectral normalisation (Miyato et al., 2018) of every Linear,
-            Conv2d and ConvTranspose2d layer of D.
+            Conv2d and ConvTranspose2d layer of D, which then has no BatchNorm in the
+            MNIST demos (see :func:`discriminator_batchnorm`).
     """
 
     loss: str = "lsgan"
@@ -141,6 +142,14 @@ def require_update_settings(config: Any) -> None:
     require_range(config, "beta1", "beta2", low=0, high=1)
 
 
+def discriminator_batchnorm(config: TrainConfig) -> bool:
+    """Whether DCGAN-28's discriminator keeps its BatchNorm: not with a per-sample penalty
+    (WGAN-GP's, R1), which BatchNorm would couple across the batch, and not with spectral
+    norm, which takes its place (SN-GAN's discriminator has none).
+    """
+    return not (LOSSES[config.loss].critic or config.r1_gamma > 0 or config.spectral_norm)
+
+
 def make_optimizer(params: Any, lr: float, config: TrainConfig) -> Optimizer:
     """Adam(lr, (beta1, beta2)) or SGD(lr, momentum), as the config says."""
     if config.optimizer == "adam":
@@ -182,7 +191,10 @@ def train(
     ema = EMA(G, config.ema) if config.ema else None
     sampler = G if ema is None else ema.model
     batchnorm_noise = [Tensor(b).to(device) for b in streams.batchnorm_noise(config.z_dim)]
-    run = Run(config, G, D, opt_g, opt_d, ema=ema, streams=streams, stream=stream)
+    run = Run(
+        config, G, D, opt_g, opt_d, ema=ema, streams=streams, stream=stream, loss=config.loss,
+        real_examples=loader.batch(0),  # each grid's diversity is held against theirs
+    )  # fmt: skip
     if not config.reference:
         keep_freed_memory()  # a process setting: malloc keeps freed memory (tinygan/fast/)
     k, n = config.d_steps, loader.batch_size
@@ -261,8 +273,7 @@ def train_mnist(config: MnistConfig, stream: TextIO | None = None) -> None:
         UsageError: a batch larger than the data, before the first step.
         DatasetError: the digits cannot be found, downloaded or read.
     """
-    # A penalty's D has no BatchNorm, which would couple the samples it treats one by one.
-    no_batchnorm = LOSSES[config.loss].critic or config.r1_gamma > 0
+    no_batchnorm = not discriminator_batchnorm(config)
     G, D = models.mnist_models(config.model, config.z_dim, no_batchnorm, config.seed)
     log = None if stream is None else (lambda line: print(line, file=stream))
     if config.sample:

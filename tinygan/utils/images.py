@@ -405,6 +405,46 @@ def save_metrics_plot(
             curves["real images"] = [float(floor[name])] * len(rows)
         size = (_WIDTH, _PANEL_HEIGHT)
         panels.append(_plot(curves, title, columns["step"], 0, "step", name, corner, size))
+    _save_panels(panels, path)
+
+
+def save_diagnostics_plot(
+    history: Mapping[str, Sequence[float]], path: PathLike, title: str | None = None
+) -> None:
+    """A run's diagnostics against its steps (:mod:`tinygan.utils.diagnostics`), stacked
+    panels in one PNG, each smoothed like :func:`save_loss_plot`:
+
+    * D's mean scores ``d_real`` and ``d_fake``: D winning pulls them to their targets;
+    * log10 of the gradient norms ``g_grad_norm`` and ``d_grad_norm`` (they span orders of
+      magnitude): a generator whose gradient fades has stopped learning;
+    * the ``wasserstein`` estimate and the ``penalty``, when the run has a penalty.
+
+    Args:
+        history: ``Run.history``: ``"step"`` and those columns, one value per step (NaN
+            where a run of an older version recorded none: not drawn).
+        path: the PNG file to write (parent folders are created).
+        title: text above the first panel.
+    """
+    steps = history["step"]
+    with np.errstate(divide="ignore", invalid="ignore"):  # a norm of 0 is drawn at the border
+        norms = {f"log10 {net} gradient norm": np.log10(np.asarray(history[f"{net}_grad_norm"]))
+                 for net in ("g", "d")}  # fmt: skip
+    scores = {"mean D(x)": history["d_real"], "mean D(G(z))": history["d_fake"]}
+    panels = [
+        (scores, f"{title}: D's mean scores" if title else "D's mean scores", "score"),
+        (norms, "gradient norms of G's and D's parameters", "log10 norm"),
+    ]
+    if np.nansum(np.abs(history["penalty"])) > 0:
+        penalty = {"E[D(x)] - E[D(G(z))]": history["wasserstein"], "penalty": history["penalty"]}
+        panels.append((penalty, "Wasserstein estimate and penalty", "value"))
+    size = (_WIDTH, _PANEL_HEIGHT)
+    _save_panels(
+        [_plot(c, t, steps, None, "step", y, "upper right", size) for c, t, y in panels], path
+    )
+
+
+def _save_panels(panels: Sequence[Image.Image], path: PathLike) -> None:
+    """Write ``panels`` (each ``_WIDTH`` x ``_PANEL_HEIGHT``) stacked top to bottom."""
     canvas = Image.new("RGB", (_WIDTH, _PANEL_HEIGHT * len(panels)), "white")
     for i, panel in enumerate(panels):
         canvas.paste(panel, (0, i * _PANEL_HEIGHT))

@@ -82,22 +82,36 @@ from tinygan.checkpoint import (
     save_checkpoint,
 )
 from tinygan.ema import EMA, recompute_batchnorm
-from tinygan.gan import generate, generate_many
+from tinygan.gan import LOSSES, generate, generate_many
 from tinygan.nn import Module
 from tinygan.optim import Optimizer
 from tinygan.tensor import Tensor, array_of
 from tinygan.utils.cli import require_positive, require_range
+from tinygan.utils.diagnostics import Watch, diversity, gradient_norm
 from tinygan.utils.fileio import FolderInUse, FolderLock, atomic_write, check_unlocked
-from tinygan.utils.images import save_gif, save_grid, save_loss_plot, save_metrics_plot, save_strip
+from tinygan.utils.images import (
+    save_diagnostics_plot,
+    save_gif,
+    save_grid,
+    save_loss_plot,
+    save_metrics_plot,
+    save_strip,
+)
 from tinygan.utils.progress import Progress
 from tinygan.utils.streams import INTERPOLATION, SAMPLES, RandomStreams
 
-HISTORY = ("step", "d_loss", "g_loss", "d_real", "d_fake", "penalty", "seconds")
+# The columns of losses.csv: one row per step (tinygan/utils/diagnostics.py says what each
+# diagnostic means).
+HISTORY = (
+    "step", "d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "penalty", "g_grad_norm",
+    "d_grad_norm", "seconds",
+)  # fmt: skip
 # The files a run (or --sample) writes in its folder, besides the grids in samples/.
 RUN_FILES = (
-    "config.json", "checkpoint.npz", "losses.csv", "losses.png", "metrics.csv", "metrics.png",
-    "progress.gif", "samples.png", "interpolation.png",
+    "config.json", "checkpoint.npz", "losses.csv", "losses.png", "diagnostics.png",
+    "metrics.csv", "metrics.png", "progress.gif", "samples.png", "interpolation.png",
 )  # fmt: skip
+_NORMS = ("g_grad_norm", "d_grad_norm")
 _GRID_NAME = re.compile(r"step_\d{6,}\.png")  # samples/step_XXXXXX.png
 # Settings that may change between a run and its resumption without changing the result.
 _RESUMABLE_CHANGES = {
@@ -210,6 +224,12 @@ class Run:
         streams: the run's random streams (the loop draws its noise from the same object);
             the grids, the scores and the EMA's BatchNorm statistics draw from it too.
         stream: where progress and messages go (the demos pass ``sys.stdout``); None: nowhere.
+        loss: the loss family's name in ``tinygan.gan.LOSSES``, whose target for D(G(z))
+            the warnings read (:mod:`tinygan.utils.diagnostics`); the main demo's LSGAN
+            by default.
+        real_examples: a batch of real images (N >= 2, N, C, H, W): each grid's diversity
+            is held against theirs, and a grid far less diverse warns of mode collapse;
+            None: no such check.
 
     Raises:
         ValueError: a setting of the run is out of its range.
@@ -230,6 +250,8 @@ class Run:
         ema: EMA | None = None,
         streams: RandomStreams | None = None,
         stream: TextIO | None = None,
+        loss: str = "lsgan",
+        real_examples: Any = None,
     ) -> None:
         check_run_settings(config)
         check_folder(config)
@@ -249,6 +271,8 @@ class Run:
         self._shown: dict[str, float] = {}  # the losses on the progress line
         self.metrics_history: list[dict[str, float]] = []  # one row per evaluation
         self.progress = Progress(config.steps, 0, stream, config.log_every)
+        self.watch = Watch(LOSSES[loss].fake_target)  # the warnings, each given once
+        self._real_diversity = None if real_examples is None else diversity(real_examples)
 
     # ------------------------------------------------------------------ the loop's side
     def steps(self) -> Iterator[int]:
@@ -286,7 +310,12 @@ class Run:
 
         ``values`` are the columns of ``losses.csv`` (``d_loss``, ``g_loss``, ``d_real``,
         ``d_fake``, ``penalty``; a missing one is recorded as 0): numbers, or one-element
-        tensors or arrays where they were computed. On the CPU they are read at once. Reading
+        tensors or arrays where they were computed. The diagnostics are added here: the
+        gradient norms of G's and D's parameters as their last updates left them
+        (``g_grad_norm``, ``d_grad_norm``, unless given) and ``wasserstein`` =
+        ``d_real - d_fake`` (see :mod:`tinygan.utils.diagnostics`); at each log line the
+        history is read for the known failures' signs, each warned of once. On the CPU
+        the values are read at once. Reading
         a number back from a GPU makes the host wait for it, so those stay on the device
         until the progress line shows them (every ``log_every`` steps and at the last step)
         or a grid, a checkpoint or a score is written: then the values of every step since
@@ -303,12 +332,18 @@ class Run:
                 the likely cause.
         """
         seconds = self._seconds_before + self.progress.elapsed()
+        for name, network in zip(_NORMS, (self.generator, self.discriminator)):
+            values.setdefault(name, gradient_norm(network.parameters()))
         arrays = {k: array_of(v) for k, v in values.items()}
         self._logged.append((step, seconds, arrays))
         self.step = step
         on_host = not any(is_cupy_array(a) for a in arrays.values())  # reading costs nothing
-        if on_host or self.due(step, self.config.log_every):
+        log_line = self.due(step, self.config.log_every)
+        if on_host or log_line:
             self._read_back_logged()
+        if log_line:
+            for warning in self.watch.after_steps(self.history):
+                self.message(warning)
         self.progress.update(step, self._shown)
 
     def _read_back_logged(self) -> None:
@@ -319,7 +354,8 @@ class Run:
         numbers = iter(_as_floats([v for _, _, values in logged for v in values.values()]))
         for step, seconds, values in logged:
             row = {k: next(numbers) for k in values}
-            bad = {k: v for k, v in row.items() if not math.isfinite(v)}
+            # The losses, not the gradient norms: a float32 sum of squares overflows first.
+            bad = {k: v for k, v in row.items() if not (math.isfinite(v) or k in _NORMS)}
             if bad:
                 shown = ", ".join(f"{k} {v}" for k, v in bad.items())
                 raise self._diverged(
@@ -327,6 +363,7 @@ class Run:
                 )
             self.history["step"].append(float(step))
             row["seconds"] = seconds
+            row["wasserstein"] = row.get("d_real", 0.0) - row.get("d_fake", 0.0)
             for name in HISTORY[1:]:
                 self.history[name].append(row.get(name, 0.0))
             self._shown = {"d_loss": row["d_loss"], "g_loss": row["g_loss"]}
@@ -368,6 +405,9 @@ class Run:
         path = self.out / "samples" / f"step_{step:06d}.png"
         with self._writing(path):
             save_grid(images, path, nrow=nrow)
+        if self._real_diversity:  # mode collapse: a grid far less varied than real images
+            for warning in self.watch.after_grid(step, diversity(images) / self._real_diversity):
+                self.message(warning)
         grids = sorted(p for p in path.parent.iterdir() if _GRID_NAME.fullmatch(p.name))
         with self._writing(self.out / "progress.gif"):
             save_gif(grids, self.out / "progress.gif")
@@ -436,7 +476,10 @@ class Run:
                 "start again with --overwrite (or another --out folder)"
             ) from err
         self.step = self.checkpoint_step = int(extras["step"])
-        self.history = {k: list(map(float, extras[f"history_{k}"])) for k in HISTORY}
+        steps = len(extras["history_step"])  # a run of 0.5 has no diagnostics: NaN, not drawn
+        self.history = {
+            k: list(map(float, extras.get(f"history_{k}", np.full(steps, np.nan)))) for k in HISTORY
+        }
         if self.metrics_path.exists():  # keep the evaluations up to the checkpoint's step
             with open(self.metrics_path, newline="") as f:
                 rows = [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
@@ -474,6 +517,8 @@ class Run:
         with self._writing(self.metrics_path), atomic_write(self.metrics_path) as f:
             f.write(text.getvalue().encode())
         self.message(f"step {step} quality: {scores.summary()}")
+        for warning in self.watch.after_scores(step, scores):
+            self.message(warning)
         return scores
 
     # ------------------------------------------------------------------ internals
@@ -658,6 +703,9 @@ class Run:
             title, plot = f"{self.out.name} losses", self.out / "losses.png"
             with self._writing(plot):
                 save_loss_plot(curves, plot, title=title, steps=self.history["step"])
+            plot = self.out / "diagnostics.png"
+            with self._writing(plot):
+                save_diagnostics_plot(self.history, plot, f"{self.out.name} diagnostics")
 
 
 def run_files(out: Path) -> list[str]:
