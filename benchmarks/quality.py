@@ -125,6 +125,7 @@ class Recipe:
 
 _DCGAN = dict(model="dcgan", loss="lsgan")
 _MLP_EMA = dict(_MLP, ema=0.995)
+_LAB = dict(_MLP, ema=0.0)  # the lab's runs draw with G itself: what the game makes
 _WGAN = dict(model="dcgan", loss="wgan-gp", d_steps=5, lr_g=1e-4, lr_d=1e-4, beta2=0.9)
 RECIPES = {  # name (for --only) -> recipe
     "dcgan-lsgan-2e-4": Recipe(
@@ -144,6 +145,11 @@ RECIPES = {  # name (for --only) -> recipe
         "DCGAN-28 LSGAN, mnist_lsgan.py's recipe, spectral norm on D (no BatchNorm)",
         dict(_DCGAN, **_FASTER_G, beta2=0.9, spectral_norm=True),
         (1000, 1500, 2000, 2500),
+    ),
+    "dcgan-lsgan-sn-b32": Recipe(
+        "DCGAN-28 LSGAN, mnist_lsgan.py's rates, spectral norm on D, batch 32",
+        dict(_DCGAN, **_FASTER_G, beta2=0.9, spectral_norm=True, batch_size=32),
+        (2000, 3000, 4000),
     ),
     "dcgan-lsgan-r1": Recipe(
         "DCGAN-28 LSGAN, mnist_lsgan.py's recipe, R1 gamma 1 on D (no BatchNorm)",
@@ -179,6 +185,27 @@ RECIPES = {  # name (for --only) -> recipe
         "MLP LSGAN, Adam 1e-3 for both, batch 128",
         dict(_MLP_EMA, loss="lsgan"),
         (2000, 5000, 8000, 10000),
+    ),
+    # The lab (docs/11-lab.md): MLP runs of a few CPU-minutes that fail, and their fixes.
+    "lab-saturating": Recipe(
+        "lab: MLP GAN, the saturating G loss, Adam 1e-3 (0.5, 0.999)",
+        dict(_LAB, loss="gan-saturating"),
+        (1000, 1500),
+    ),
+    "lab-gan": Recipe(
+        "lab: MLP GAN, the non-saturating G loss, Adam 1e-3 (0.5, 0.999)",
+        dict(_LAB, loss="gan"),
+        (1000, 1500),
+    ),
+    "lab-hot": Recipe(
+        "lab: MLP GAN, Adam 2e-3 (0.9, 0.999)",
+        dict(_LAB, loss="gan", lr_g=2e-3, lr_d=2e-3, beta1=0.9),
+        (1000, 1500),
+    ),
+    "lab-hot-b0.5": Recipe(
+        "lab: MLP GAN, Adam 2e-3 (0.5, 0.999)",
+        dict(_LAB, loss="gan", lr_g=2e-3, lr_d=2e-3),
+        (1000, 1500),
     ),
     "wgan-gp": Recipe(
         "DCGAN-28 WGAN-GP, k = 5, Adam 1e-4 (0.5, 0.9) (mnist_wgan_gp.py in 0.1.0)",

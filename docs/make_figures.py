@@ -42,6 +42,7 @@ import tinygan as tg
 from tinygan import data, losses, models, optim
 from tinygan.gan import LOSSES, d_step, g_step, generate
 from tinygan.train import TrainConfig, make_optimizer
+from tinygan.utils.diagnostics import diversity
 from tinygan.utils.fileio import atomic_write
 from tinygan.utils.graph import to_dot
 from tinygan.utils.images import save_grid, save_loss_plot
@@ -177,16 +178,6 @@ def mode_collapse() -> None:
 
 
 # --------------------------------------------------------------------- chapter 8: MNIST
-def mean_pairwise_distance(images: np.ndarray) -> float:
-    """Mean Euclidean distance between two different images of the batch."""
-    x = images.reshape(len(images), -1).astype(np.float64)
-    squared = (x * x).sum(axis=1)
-    d2 = squared[:, None] + squared[None, :] - 2.0 * x @ x.T
-    d = np.sqrt(np.maximum(d2, 0.0))
-    n = len(x)
-    return float(d.sum() / (n * (n - 1)))
-
-
 def mnist_run() -> None:
     """Train demos/mnist_gan.py's MLP GAN for a while; draw samples, losses and metrics.
 
@@ -208,11 +199,11 @@ def mnist_run() -> None:
     grid_noise = tg.tensor(streams.grid_noise(64, config.z_dim)[:GRID_COLUMNS])
     z = np.random.default_rng(1).standard_normal((DIVERSITY_SAMPLES, config.z_dim))
     diversity_noise = tg.tensor(z, dtype="float32")
-    real_diversity = mean_pairwise_distance(data.images_to_float(images[:DIVERSITY_SAMPLES]))
+    real_diversity = diversity(data.images_to_float(images[:DIVERSITY_SAMPLES]))
 
     grids = {0: generate(generator, grid_noise)}
     history = {name: [] for name in ("d_loss", "g_loss", "d_real", "d_fake")}
-    metric_steps, d_real, d_fake, diversity = [], [], [], []
+    metric_steps, d_real, d_fake, diversities = [], [], [], []
     start = time.perf_counter()
     for step in range(1, MNIST_STEPS + 1):
         real = tg.tensor(loader.batch(step))
@@ -229,7 +220,7 @@ def mnist_run() -> None:
             d_real.append(float(np.mean(history["d_real"][-METRICS_EVERY:])))
             d_fake.append(float(np.mean(history["d_fake"][-METRICS_EVERY:])))
             fakes = generate(generator, diversity_noise)
-            diversity.append(mean_pairwise_distance(fakes) / real_diversity)
+            diversities.append(diversity(fakes) / real_diversity)
         if step % 100 == 0:
             print(f"  MNIST GAN step {step}/{MNIST_STEPS}, {time.perf_counter() - start:.0f} s")
 
@@ -249,7 +240,7 @@ def mnist_run() -> None:
         {
             "D(x): mean D output on real images": d_real,
             "D(G(z)): mean D output on generated images": d_fake,
-            "diversity: mean distance between samples / between real images": diversity,
+            "diversity: mean distance between samples / between real images": diversities,
         },
         FIGURES / "mnist_metrics.png",
         title=f"What D says, and how varied the samples are (every {METRICS_EVERY} steps)",

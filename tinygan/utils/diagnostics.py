@@ -21,7 +21,9 @@ each, naming the usual fixes, when it sees the signature of a known failure:
 * **Mode collapse**: one digit is more than :data:`TOP_CLASS_SHARE` of the scored samples
   (2.5 times its 10%), or the samples of the grid, drawn from fixed noise, are less than
   :data:`DIVERSITY_FLOOR` as far apart (mean distance between two of them) as real images
-  are, which works for any images.
+  are, which works for any images; at :data:`PERSIST` evaluations (or grids) in a row
+  after step :data:`WARMUP`, since every GAN's samples start out alike and most spread
+  out within a few hundred steps (docs/08-training.md shows one).
 * **Oscillation**: over the last :data:`SWING_WINDOW` steps the means of G's loss over
   blocks of :data:`BLOCK` steps swing by more than :data:`SWING` times their mean, up and
   down at least :data:`SWING_CROSSINGS` times: the two players chase each other instead of
@@ -41,7 +43,8 @@ from tinygan.tensor import Tensor
 WINDOW = 100  # steps a sign must last
 FADED = 0.1  # G's gradient norm below this share of its peak has faded
 TOP_CLASS_SHARE = 0.25  # one digit above this share of the samples: mode collapse
-DIVERSITY_FLOOR = 0.5  # grid samples less than this share as far apart as real images
+DIVERSITY_FLOOR = 0.3  # grid samples less than this share as far apart as real images
+WARMUP, PERSIST = 500, 2  # collapse is judged after step WARMUP, at PERSIST checks in a row
 SWING_WINDOW, BLOCK, SWING, SWING_CROSSINGS = 400, 25, 1.0, 4
 
 
@@ -90,6 +93,7 @@ class Watch:
     def __init__(self, fake_target: float | None, real_target: float = 1.0) -> None:
         self.fake_target, self.real_target = fake_target, real_target
         self.given: set[str] = set()
+        self._collapsed = {"scores": 0, "grid": 0}  # checks in a row that showed a collapse
 
     def after_steps(self, history: Mapping[str, Sequence[float]]) -> list[str]:
         """The new warnings the loss history (one entry per step) calls for."""
@@ -100,27 +104,30 @@ class Watch:
     def after_scores(self, step: int, scores: Any) -> list[str]:
         """The new warnings an evaluation's scores (``tinygan.metrics.QualityScores``) call for."""
         share = scores.top_class_share
-        text = None
-        if share > TOP_CLASS_SHARE:
-            text = (
-                f"mode collapse? {share:.0%} of the {scores.samples} samples of step {step} "
-                f"are one digit (a balanced set has 10% of each, and real digits at most "
-                f"11%): G draws a few kinds of image, whatever the noise. {_COLLAPSE_FIXES}"
-            )
-        return self._once({"mode collapse": text})
+        text = (
+            f"mode collapse? {share:.0%} of the {scores.samples} samples of step {step} are "
+            f"one digit (a balanced set has 10% of each, and real digits at most 11%): G "
+            f"draws a few kinds of image, whatever the noise. {_COLLAPSE_FIXES}"
+        )
+        return self._collapse("scores", step, share > TOP_CLASS_SHARE, text)
 
     def after_grid(self, step: int, ratio: float) -> list[str]:
         """The new warnings a grid calls for, given ``ratio`` = :func:`diversity` of the grid's
         samples / that of real images.
         """
-        text = None
-        if ratio < DIVERSITY_FLOOR:
-            text = (
-                f"mode collapse? the grid of step {step} is {ratio:.0%} as diverse as real "
-                f"images (mean distance between two samples): many noise vectors draw the "
-                f"same picture. {_COLLAPSE_FIXES}"
-            )
-        return self._once({"mode collapse": text})
+        text = (
+            f"mode collapse? the grid of step {step} is {ratio:.0%} as diverse as real images "
+            f"(mean distance between two samples): many noise vectors draw the same "
+            f"picture. {_COLLAPSE_FIXES}"
+        )
+        return self._collapse("grid", step, ratio < DIVERSITY_FLOOR, text)
+
+    def _collapse(self, check: str, step: int, shows: bool, text: str) -> list[str]:
+        """Warn once a collapse has shown at PERSIST checks of one kind in a row after WARMUP."""
+        if step > WARMUP:
+            self._collapsed[check] = self._collapsed[check] + 1 if shows else 0
+        persists = self._collapsed[check] >= PERSIST
+        return self._once({"mode collapse": text if persists else None})
 
     def _once(self, found: Mapping[str, str | None]) -> list[str]:
         new = [
@@ -135,15 +142,17 @@ class Watch:
         d_fake = float(np.mean(history["d_fake"][-WINDOW:]))
         near = self.fake_target + 0.1 * (self.real_target - self.fake_target)
         norms = np.asarray(history["g_grad_norm"], dtype=np.float64)
+        if not np.isfinite(norms[-WINDOW:]).all():  # resumed from a run without norms
+            return None
         blocks = norms[: len(norms) // WINDOW * WINDOW].reshape(-1, WINDOW)
-        peak = float(np.nanmax(np.nanmedian(blocks, axis=1)))
-        now = float(np.nanmedian(norms[-WINDOW:]))
+        peak = float(np.median(blocks[np.isfinite(blocks).all(axis=1)], axis=1).max())
+        now = float(np.median(norms[-WINDOW:]))
         if not (d_fake <= near and now < FADED * peak):
             return None
         return (
             f"D is winning: for {WINDOW} steps D(G(z)) has averaged {d_fake:.3g} (a perfect "
-            f"D's is {self.fake_target:g}) and G's gradient norm is {now:.2g}, "
-            f"{now / peak:.1%} of its peak {peak:.2g}: G gets almost no signal. Usual "
+            f"D's is {self.fake_target:g}) and G's gradient norm is {now:.2g}, down from "
+            f"{peak:.2g} ({peak / now:,.0f} times smaller): G gets almost no signal. Usual "
             "fixes: the non-saturating loss (loss gan) or a loss whose gradient does not "
             "fade (lsgan, hinge, wgan-gp); a lower lr_d or higher lr_g; spectral norm or R1 "
             "on D; DiffAugment"
