@@ -371,7 +371,7 @@ def test_adam_scratch_leaves_parameters_independent():
     ]
     buffers = fast_optim._buffers[opt].values()
     assert len(buffers) == 2  # float32 and float64
-    for array in live:  # parameters and state own their memory; the scratch is apart
+    for array in live:  # parameters and the flat moments never share the scratch
         for buffer in buffers:
             assert not np.shares_memory(array, buffer)
 

@@ -13,8 +13,8 @@ update rules are PyTorch's, so hyperparameters carry over. Implementation rules,
 * whole arrays at a time, in the gradient's array module (NumPy or CuPy): no loop over
   elements, and the same code runs on a GPU.
 
-(Adam's fast path, :mod:`tinygan.fast.optim`, writes the same update into one reused
-scratch array, so that an update allocates no memory.)
+(Adam's fast path, :mod:`tinygan.fast.optim`, runs the same update over flat arrays that
+hold every moment, without temporaries, to the last bit the same.)
 ``state_dict()`` and ``load_state_dict`` (for checkpoints and exact resumes) come from
 :mod:`tinygan.extras.optim`.
 """

@@ -40,8 +40,8 @@ where                      identity                                    saves
                            2x2 convs of the low-res x, one per output  36, per pixel; the
                            phase, kernels summed from the 3x3 taps     upsampled copy: seed
                                                                        001's G 1.11 -> 0.41 s
-``optim.adam_step``        Adam's update into one reused scratch       5 temporaries per
-                           array                                       parameter per step
+``optim.adam_step``        Adam's update as whole-buffer passes over   5 temporaries per
+                           flat m and v (the moments are their views)  parameter per step
 ``memory``                 glibc's malloc keeps freed memory           page faults: ~11%
 =========================  ==========================================  =======================
 
