@@ -73,9 +73,9 @@ def ema_sampler(run):
 def train_config(config: MnistConfig, images: np.ndarray) -> Run:
     """Train fresh networks of ``config`` (seeded by it) on ``images``; with ``resume``,
     they continue from the checkpoint in ``config.out``, exactly."""
-    no_batchnorm = not discriminator_batchnorm(config)
+    batchnorm = discriminator_batchnorm(config)
     generator, discriminator = models.mnist_models(
-        config.model, config.z_dim, no_batchnorm, config.seed
+        config.model, config.z_dim, batchnorm, config.seed
     )
     loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
     return train(generator, discriminator, loader, config, stream=io.StringIO())
@@ -141,6 +141,11 @@ RECIPES = {  # name (for --only) -> recipe
         dict(_DCGAN, **_FASTER_G, beta2=0.9),
         (1000, 1500, 2000),
     ),
+    "dcgan-lsgan-b32": Recipe(
+        "DCGAN-28 LSGAN, mnist_lsgan.py's rates, batch 32",
+        dict(_DCGAN, **_FASTER_G, beta2=0.9, batch_size=32),
+        (2000, 3000),
+    ),
     "dcgan-lsgan-sn": Recipe(
         "DCGAN-28 LSGAN, mnist_lsgan.py's recipe, spectral norm on D (no BatchNorm)",
         dict(_DCGAN, **_FASTER_G, beta2=0.9, spectral_norm=True),
@@ -154,17 +159,17 @@ RECIPES = {  # name (for --only) -> recipe
     "dcgan-lsgan-r1": Recipe(
         "DCGAN-28 LSGAN, mnist_lsgan.py's recipe, R1 gamma 1 on D (no BatchNorm)",
         dict(_DCGAN, **_FASTER_G, beta2=0.9, r1_gamma=1.0),
-        (1000, 1500, 2000),
+        (1000, 1500),
     ),
     "dcgan-lsgan-augment": Recipe(
         "DCGAN-28 LSGAN, mnist_lsgan.py's recipe, DiffAugment translation",
         dict(_DCGAN, **_FASTER_G, beta2=0.9, augment="translation"),
-        (1000, 1500, 2000),
+        (1000, 1500),
     ),
     "dcgan-hinge-sn": Recipe(
         "DCGAN-28 hinge loss, mnist_lsgan.py's rates, spectral norm on D (SN-GAN)",
         dict(_DCGAN, **_FASTER_G, beta2=0.9, loss="hinge", spectral_norm=True),
-        (1000, 1500, 2000),
+        (1000, 1500),
     ),
     "dcgan-gan-2e-4": Recipe(
         "DCGAN-28 GAN, Adam 2e-4 for both (mnist_dcgan.py in 0.1.0)",
@@ -205,6 +210,11 @@ RECIPES = {  # name (for --only) -> recipe
     "lab-hot-b0.5": Recipe(
         "lab: MLP GAN, Adam 2e-3 (0.5, 0.999)",
         dict(_LAB, loss="gan", lr_g=2e-3, lr_d=2e-3),
+        (1000, 1500),
+    ),
+    "lab-fast-g": Recipe(
+        "lab: MLP GAN, Adam 4e-3 for G, 1e-3 for D (0.5, 0.999)",
+        dict(_LAB, loss="gan", lr_g=4e-3),
         (1000, 1500),
     ),
     "wgan-gp": Recipe(

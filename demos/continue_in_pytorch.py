@@ -59,14 +59,14 @@ from mnist_lsgan import Config as LsganConfig  # the settings of demos/mnist_lsg
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import update_bn
 
-from tinygan import data, models
+from tinygan import data, models, nn
 from tinygan.bridge import adam_from_torch, adam_to_torch, to_torch
 from tinygan.checkpoint import load_checkpoint
 from tinygan.ema import EMA
 from tinygan.optim import Adam
 from tinygan.train import MnistConfig  # the settings of mnist_gan.py and mnist_dcgan.py runs
 from tinygan.utils.cli import parse_config, require_range, run_main, usage_errors
-from tinygan.utils.run import Run, RunError
+from tinygan.utils.run import Run, RunError, older_run_settings
 from tinygan.utils.streams import RandomStreams
 
 # DDP's setting for "no copy of the buffers before each forward pass" (renamed in 2.13).
@@ -130,8 +130,9 @@ def gradient_norm(module: torch.nn.Module) -> torch.Tensor:
 
 
 # loss name -> (L_D, L_G, whether D's scores are logits), as tinygan.gan.LOSSES
-# The shared loop's stabilisers (R1, DiffAugment, spectral norm): not carried over.
-STABILISERS = {"r1_gamma", "r1_every", "augment", "spectral_norm"}
+# The shared loop's R1 and DiffAugment: not carried over (spectral norm is).
+STABILISERS = {"r1_gamma", "r1_every", "augment"}
+ADDED_SINCE_0_4 = STABILISERS | {"spectral_norm"}  # settings an older config.json lacks
 
 LOSSES = {
     "lsgan": (lsgan_d_loss, lsgan_g_loss, False),
@@ -165,11 +166,11 @@ def run_settings(folder: Path, steps: int) -> Any:
         raise RunError(f"{config_path} cannot be read as a run's settings: {err}") from None
     if not isinstance(saved, dict):
         raise RunError(f"{config_path} holds no settings (a JSON object), so no run to continue")
-    # A run of an older tinygan lacks the settings added since; they had their defaults.
+    # A run of an older tinygan lacks the settings added since (older_run_settings: off).
     known = [
         settings
         for settings in (LsganConfig, MnistConfig)
-        if set(saved) <= _names(settings) and _names(settings) - set(saved) <= STABILISERS
+        if set(saved) <= _names(settings) and _names(settings) - set(saved) <= ADDED_SINCE_0_4
     ]
     if not known:
         other = sorted(set(saved) - _names(LsganConfig) - _names(MnistConfig))[:3]
@@ -184,7 +185,7 @@ def run_settings(folder: Path, steps: int) -> Any:
             f"continues {SUPPORTED}"
         )
     try:
-        config = known[0](**saved)
+        config = known[0](**(older_run_settings(known[0]) | saved))
     except (ValueError, TypeError) as err:  # a config.json edited by hand
         raise RunError(f"{config_path}: a setting this run cannot have: {err}") from None
     defaults = MnistConfig()
@@ -227,7 +228,9 @@ def load_tinygan_run(config: Any) -> tuple[Any, ...]:
     """G, D, their Adam optimizers and the EMA of G (or None), as the checkpoint left them,
     and the checkpoint's step: the run in tinygan's objects, built as its demo builds them.
     """
-    G, D = models.mnist_models(config.model, config.z_dim, seed=config.seed)
+    G, D = models.mnist_models(config.model, config.z_dim, not config.spectral_norm, config.seed)
+    if config.spectral_norm:  # as the demos build D: its u and v come from the checkpoint
+        nn.utils.spectral_norm_layers(D, RandomStreams(config.seed).spectral_norm())
     betas = (config.beta1, config.beta2)
     opt_g = Adam(G.parameters(), lr=config.lr_g, betas=betas)
     opt_d = Adam(D.parameters(), lr=config.lr_d, betas=betas)

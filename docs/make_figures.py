@@ -2,6 +2,7 @@
 
     python docs/make_figures.py            # about a minute on a 2-core CPU
     python docs/make_figures.py --graphs   # only the two graph figures, in a second
+    python docs/make_figures.py --lab      # only chapter 11's, about 10 minutes
 
 Every number in the figures is computed here with tinygan (its ops, losses, models and
 training steps) and every picture is drawn with tinygan.utils.images (Pillow), except the
@@ -17,7 +18,9 @@ graphs, which tinygan.utils.graph.to_dot writes as DOT text and Graphviz's ``dot
   tests/test_gan_toy.py; without it the generator collapses onto one mode (chapter 8);
 * mnist_samples.png, mnist_losses.png, mnist_metrics.png: 1,500 steps of the MLP GAN of
   demos/mnist_gan.py on the bundled MNIST test set: sample grids at a few steps, the
-  losses, and D's outputs with a sample-diversity ratio (chapter 8).
+  losses, and D's outputs with a sample-diversity ratio (chapter 8);
+* lab_saturating.png, lab_hot.png, lab_fast_g.png: the diagnostics.png of each failing
+  run of docs/11-lab.md, made by running that chapter's code (chapter 11; --lab only).
 
 Everything is seeded, so a second run draws the same pictures.
 """
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -252,6 +257,27 @@ def mnist_run() -> None:
     _labelled_rows(grids, FIGURES / "mnist_samples.png")
 
 
+# --------------------------------------------------------------------- chapter 11
+def lab_figures() -> None:
+    """Run the python blocks of docs/11-lab.md (its failing runs, 1,500 steps each) in a
+    temporary folder, and keep each run's diagnostics.png as figures/lab_<run>.png.
+    """
+    chapter = Path(__file__).resolve().parent / "11-lab.md"
+    blocks = re.findall(r"```python\n(.*?)```", chapter.read_text(encoding="utf-8"), re.S)
+    here = Path.cwd()
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)  # the lab writes runs/lab/<run>/ where it runs
+        try:
+            namespace: dict = {"__name__": "__lab__"}
+            for code in blocks:
+                exec(code, namespace)
+        finally:
+            os.chdir(here)
+        for run in sorted((Path(folder) / "runs" / "lab").iterdir()):
+            name = f"lab_{run.name.replace('-', '_')}.png"
+            shutil.copyfile(run / "diagnostics.png", FIGURES / name)
+
+
 def _labelled_rows(grids: dict[int, np.ndarray], path: Path, scale: int = 2) -> None:
     """One row per step (the same noise in every column), with the step written on the left."""
     steps = sorted(grids)
@@ -278,9 +304,15 @@ def _labelled_rows(grids: dict[int, np.ndarray], path: Path, scale: int = 2) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--graphs", action="store_true", help="draw only the graph figures")
-    graphs_only = parser.parse_args().graphs
+    parser.add_argument("--lab", action="store_true", help="draw only chapter 11's figures")
+    args = parser.parse_args()
+    graphs_only = args.graphs
     FIGURES.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    if args.lab:
+        lab_figures()
+        print(f"lab_*.png ({time.perf_counter() - start:.0f} s)")
+        return
     for path in (graph_expression(), graph_of_a_gradient()):
         print(f"{path.name} ({time.perf_counter() - start:.0f} s)")
         if path.suffix == ".dot":

@@ -181,7 +181,8 @@ def test_main_demo_resumes_exactly_and_is_the_shared_loop(tmp_path):
     run_demo("mnist_lsgan.py", *common, "--steps", "4", "--out", str(tmp_path / "resumed"),
              "--resume")  # fmt: skip
     config = MnistConfig(loss="lsgan", model="mlp", batch_size=16, steps=4, device="cpu",
-                         lr_g=1e-3, beta2=0.9, ema=0.995, out=str(tmp_path / "shared"))  # fmt: skip
+                         lr_g=1e-3, beta2=0.9, spectral_norm=True,
+                         out=str(tmp_path / "shared"))  # fmt: skip
     train_mnist(config)
     straight = checkpoint_arrays(tmp_path / "straight")
     for other in ("resumed", "shared"):

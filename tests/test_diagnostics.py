@@ -70,6 +70,11 @@ def test_d_winning_is_warned_of_once_when_d_fake_sits_at_its_target_and_g_fades(
     assert watch.after_steps(history(400, winning, fading)) == []  # once
 
 
+def test_a_gradient_that_vanishes_exactly_is_told_without_a_ratio():
+    (warning,) = Watch(0.0).after_steps(history(300, winning, lambda s: np.where(s < 150, 1, 0)))
+    assert "G's gradient norm is 0, down from 1: G gets almost no signal" in warning
+
+
 @pytest.mark.parametrize(
     "d_fake, g_norm",
     [(lambda s: 0.3, fading), (winning, lambda s: 1.0), (lambda s: 0.3, lambda s: 1.0)],
@@ -103,7 +108,7 @@ def scores(top_class_share: float) -> QualityScores:
     return QualityScores(50.0, 8.0, 0.1, 10, 0.02, top_class_share, 0.1, 2000)
 
 
-def test_one_digit_over_a_quarter_of_the_samples_twice_after_the_warmup_is_mode_collapse():
+def test_one_digit_over_30_percent_of_the_samples_twice_after_the_warmup_is_mode_collapse():
     watch = Watch(0.0)
     assert watch.after_scores(250, scores(0.9)) == []  # early: every GAN starts collapsed
     assert watch.after_scores(500, scores(0.9)) == []

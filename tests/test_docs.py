@@ -74,6 +74,7 @@ def test_the_tour_exists_and_every_chapter_has_examples():
 @pytest.mark.parametrize("path", DOC_FILES, ids=_rel)
 def test_code_blocks_run(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # an example that writes a file writes it here
+    monkeypatch.setenv("TINYGAN_DOCS_TEST", "1")  # the lab (chapter 11) trains 20 steps
     namespace: dict = {"__name__": "__docs__"}
     for i, (line, code) in enumerate(python_blocks(path), 1):
         # Blank lines in front, so tracebacks give the line number in the Markdown file.

@@ -21,6 +21,7 @@ import tinygan.fast.ops
 import tinygan.fast.upsample_conv
 import tinygan.functional
 import tinygan.losses
+import tinygan.losses_gan
 import tinygan.losses_hinge
 import tinygan.losses_semi_supervised
 import tinygan.losses_wgan
@@ -29,7 +30,8 @@ from tinygan.autograd import Function
 
 MODULES = (
     tinygan.ops, tinygan.extras.ops, tinygan.conv, tinygan.functional, tinygan.losses,
-    tinygan.losses_wgan, tinygan.losses_hinge, tinygan.losses_semi_supervised,
+    tinygan.losses_gan, tinygan.losses_wgan, tinygan.losses_hinge,
+    tinygan.losses_semi_supervised,
 )  # fmt: skip
 FAST_MODULES = (
     tinygan.fast.ops, tinygan.fast.conv, tinygan.fast.norm, tinygan.fast.upsample_conv,

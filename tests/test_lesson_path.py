@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
 import tinygan as tg
-from tinygan import losses, models, optim
+from tinygan import losses, models, nn, optim
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON_PATH = (
@@ -54,7 +56,8 @@ def test_the_main_demo_reaches_no_code_off_the_path_while_it_trains():
     """Every op and layer of a DCGAN-28 step as the main demo takes it, with --reference,
     comes from a file of the path (the extras and the fast paths are off it)."""
     path_modules = {"tinygan." + Path(p).stem for p in LESSON_PATH if p.startswith("tinygan/")}
-    G, D = models.mnist_models("dcgan", z_dim=8, seed=0)
+    G, D = models.mnist_models("dcgan", z_dim=8, d_batchnorm=False, seed=0)  # as the demo
+    nn.utils.spectral_norm_layers(D, np.random.default_rng(0))  # builds its D
     opt_g, opt_d = optim.Adam(G.parameters()), optim.Adam(D.parameters())
     seen: set[str] = set()
 

@@ -9,7 +9,7 @@ import pytest
 
 import tinygan as tg
 from tinygan import functional as F
-from tinygan import losses, losses_wgan, nn
+from tinygan import losses, losses_gan, losses_wgan, nn
 
 
 def _sigmoid(z):
@@ -23,21 +23,21 @@ LOSSES = [
     (
         "gan_d",
         losses.gan_d_loss,
-        losses._composed_gan_d_loss,
+        losses_gan._composed_gan_d_loss,
         lambda r, f: -np.mean(np.log(_sigmoid(r))) - np.mean(np.log(1.0 - _sigmoid(f))),
         2,
     ),
     (
         "gan_g",
         losses.gan_g_loss,
-        losses._composed_gan_g_loss,
+        losses_gan._composed_gan_g_loss,
         lambda f: -np.mean(np.log(_sigmoid(f))),
         1,
     ),
     (
         "gan_g_saturating",
         partial(losses.gan_g_loss, saturating=True),
-        partial(losses._composed_gan_g_loss, saturating=True),
+        partial(losses_gan._composed_gan_g_loss, saturating=True),
         lambda f: np.mean(np.log(1.0 - _sigmoid(f))),
         1,
     ),

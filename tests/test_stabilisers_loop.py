@@ -22,7 +22,7 @@ from test_train import assert_same_run, run_training, weights
 from tinygan import gan, nn
 from tinygan import train as train_module
 from tinygan.checkpoint import read_checkpoint
-from tinygan.extras.nn_utils import SpectralNorm
+from tinygan.nn import SpectralNorm
 from tinygan.train import MnistConfig, TrainConfig
 from tinygan.utils.run import RunError
 from tinygan.utils.streams import RandomStreams

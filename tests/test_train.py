@@ -44,7 +44,7 @@ def tiny_gan(loss: str = "lsgan", model: str = "mlp", z_dim: int = 8):
     if model == "mlp":
         G = models.mlp_generator(z_dim, hidden=32, rng=rng)
         return G, models.mlp_discriminator(hidden=32, rng=rng)
-    return models.mnist_models("dcgan", z_dim, critic=LOSSES[loss].critic)
+    return models.mnist_models("dcgan", z_dim, d_batchnorm=not LOSSES[loss].critic)
 
 
 def run_training(tmp_path, loss="lsgan", model="mlp", config_class=TrainConfig, **overrides):

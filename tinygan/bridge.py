@@ -350,7 +350,7 @@ def _tinygan_hooks(module: nn.Module, path: str) -> list[Any]:
     """The spectral normalisations of a tinygan layer (its only kind of forward hook)."""
     hooks = module._forward_pre_hooks
     for hook in hooks:
-        if not isinstance(hook, nn.utils.SpectralNorm) or hook.n_power_iterations < 1:
+        if not isinstance(hook, nn.SpectralNorm) or hook.n_power_iterations < 1:
             raise NoCounterpartError(
                 f"to_torch: {type(module).__name__} at {_where(path)} has a forward hook "
                 f"{hook!r} that PyTorch's layers lack (spectral_norm with "

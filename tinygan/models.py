@@ -195,7 +195,7 @@ MNIST_MODELS = ("dcgan", "mlp")
 
 
 def mnist_models(
-    model: str, z_dim: int = 100, critic: bool = False, seed: int = 0
+    model: str, z_dim: int = 100, d_batchnorm: bool = True, seed: int = 0
 ) -> tuple[nn.Sequential, nn.Sequential]:
     """(generator, discriminator) for 28x28 digits, both initialised from ``seed``.
 
@@ -203,9 +203,9 @@ def mnist_models(
         model: "dcgan" (DCGAN-28: transposed convolutions in G, strided ones in D) or
             "mlp" (the classic fully connected GAN).
         z_dim: size of the noise vector.
-        critic: DCGAN-28's discriminator without BatchNorm: a WGAN-GP critic, or a D with
-            R1 or spectral norm (see ``tinygan.train.discriminator_batchnorm``); the MLP
-            has no BatchNorm anyway.
+        d_batchnorm: DCGAN-28's discriminator has BatchNorm; False for a WGAN-GP critic,
+            or a D with R1 or spectral norm (see ``tinygan.train.discriminator_batchnorm``);
+            the MLP has no BatchNorm anyway.
         seed: the weights of G, then D, come from ``numpy.random.default_rng(seed)``.
 
     Raises:
@@ -219,7 +219,7 @@ def mnist_models(
     if model == "mlp":
         return mlp_generator(z_dim, rng=rng), mlp_discriminator(rng=rng)
     if model == "dcgan":
-        return dcgan28_generator(z_dim, rng=rng), dcgan28_discriminator(not critic, rng=rng)
+        return dcgan28_generator(z_dim, rng=rng), dcgan28_discriminator(d_batchnorm, rng=rng)
     raise ValueError(f"model must be one of {MNIST_MODELS}, got {model!r}")
 
 

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygan import fast, init
+from tinygan import fast, init, ops
 from tinygan import functional as F
-from tinygan.backend import is_cupy_array
+from tinygan.backend import array_module, is_cupy_array
 from tinygan.conv import IntPair, as_pair
 from tinygan.extras.module import ModuleExtras
 from tinygan.tensor import Tensor
@@ -434,6 +434,55 @@ class Unflatten(Module):
                 f"elements, which cannot be split into {self.unflattened_size}"
             )
         return x.reshape(x.shape[:dim] + self.unflattened_size + x.shape[dim + 1 :])
+
+
+class SpectralNorm:
+    """Spectral normalisation (Miyato et al., 2018) as a forward pre-hook: before each forward
+    pass, ``module.weight`` = W / sigma(W), so the layer is 1-Lipschitz (``||W x|| <= ||x||``).
+
+    sigma is the largest singular value of W as a matrix (h, w): axis ``dim`` first, the
+    others flattened (a conv weight (out, in*kh*kw)). Power iteration estimates it, one step
+    per training forward pass, carried in the buffers u (h,) and v (w,):
+
+        v <- W^T u / ||W^T u||,    u <- W v / ||W v||,    sigma = u^T W v
+
+    u and v are constants of the graph; sigma is differentiated, through W, as in PyTorch.
+    ``nn.utils.spectral_norm`` installs it, with PyTorch's names: the trained parameter is
+    ``weight_orig``, the buffers ``weight_u`` and ``weight_v``.
+    """
+
+    def __init__(self, name: str, n_power_iterations: int, eps: float, dim: int) -> None:
+        self.name, self.n_power_iterations, self.eps, self.dim = name, n_power_iterations, eps, dim
+
+    def matrix(self, weight: Any) -> Any:
+        """The weight (an array or a Tensor) as the matrix (h, w)."""
+        order = (self.dim, *(a for a in range(weight.ndim) if a != self.dim))
+        if isinstance(weight, Tensor):
+            return F.reshape(F.transpose(weight, order), (weight.shape[self.dim], -1))
+        return weight.transpose(order).reshape(weight.shape[self.dim], -1)
+
+    def __call__(self, module: Module) -> None:
+        self.normalize(module, power_iteration=module.training)
+
+    def normalize(self, module: Module, power_iteration: bool) -> None:
+        """Set ``module.<name>`` = W / u^T W v, after ``n_power_iterations`` steps on u, v."""
+        weight = getattr(module, self.name + "_orig")
+        u, v = module._buffers[self.name + "_u"], module._buffers[self.name + "_v"]
+        if power_iteration:
+            w = self.matrix(weight.data)
+            for _ in range(self.n_power_iterations):
+                v = normalized(w.T @ u, self.eps)
+                u = normalized(w @ v, self.eps)
+            module._buffers[self.name + "_u"], module._buffers[self.name + "_v"] = u, v
+        u_row, v_col = Tensor(u.reshape(1, -1)), Tensor(v.reshape(-1, 1))  # constants
+        sigma = F.reshape(F.matmul(F.matmul(u_row, self.matrix(weight)), v_col), ())
+        object.__setattr__(module, self.name, ops.mul(weight, ops.pow(sigma, -1.0)))
+
+
+def normalized(x: Any, eps: float) -> Any:
+    """x / max(||x||_2, eps), as torch.nn.functional.normalize (on the device: no sync)."""
+    xp = array_module(x)
+    return x / xp.maximum(xp.sqrt((x * x).sum()), eps)
 
 
 class Sequential(Module):

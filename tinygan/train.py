@@ -28,8 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import numpy as np
-
 from tinygan import data, models, nn
 from tinygan.augment import parse_policy
 from tinygan.autograd import no_grad
@@ -157,15 +155,6 @@ def make_optimizer(params: Any, lr: float, config: TrainConfig) -> Optimizer:
     return SGD(params, lr=lr, momentum=config.momentum)
 
 
-def apply_spectral_norm(D: Module, rng: np.random.Generator) -> None:
-    """``nn.utils.spectral_norm`` on every Linear, Conv2d and ConvTranspose2d layer of D, in
-    the order of ``D.modules()``, the starting u and v of each drawn from ``rng``.
-    """
-    for module in D.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            nn.utils.spectral_norm(module, rng=rng)
-
-
 def train(
     G: Module, D: Module, loader: BatchLoader, config: TrainConfig, stream: TextIO | None = None
 ) -> Run:
@@ -174,7 +163,7 @@ def train(
     Args:
         G: maps (N, z_dim) noise to (N, C, H, W) images in [-1, 1].
         D: maps images to (N, 1) scores; with ``config.spectral_norm`` its layers are
-            normalised in place (see :func:`apply_spectral_norm`).
+            normalised in place (see :func:`tinygan.nn.utils.spectral_norm_layers`).
         loader: the real images (its batch size is used).
         config: the run's settings.
         stream: where progress and messages go (the demos pass sys.stdout).
@@ -185,7 +174,7 @@ def train(
     gp_weight = config.gp_weight if family.critic else 0.0
     streams = RandomStreams(config.seed)
     if config.spectral_norm:  # before the optimizer and the checkpoint: weight_orig, u, v
-        apply_spectral_norm(D, streams.spectral_norm())
+        nn.utils.spectral_norm_layers(D, streams.spectral_norm())
     opt_g = make_optimizer(G.parameters(), config.lr_g, config)
     opt_d = make_optimizer(D.parameters(), config.lr_d, config)
     ema = EMA(G, config.ema) if config.ema else None
@@ -273,8 +262,8 @@ def train_mnist(config: MnistConfig, stream: TextIO | None = None) -> None:
         UsageError: a batch larger than the data, before the first step.
         DatasetError: the digits cannot be found, downloaded or read.
     """
-    no_batchnorm = not discriminator_batchnorm(config)
-    G, D = models.mnist_models(config.model, config.z_dim, no_batchnorm, config.seed)
+    batchnorm = discriminator_batchnorm(config)
+    G, D = models.mnist_models(config.model, config.z_dim, batchnorm, config.seed)
     log = None if stream is None else (lambda line: print(line, file=stream))
     if config.sample:
         G.to(resolve_device(config.device))

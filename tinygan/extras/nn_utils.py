@@ -1,83 +1,27 @@
 """``nn.utils``: spectral normalisation (Miyato et al., 2018), as ``torch.nn.utils`` has it.
 
 Spectral normalisation divides a layer's weight by its largest singular value sigma, so the
-layer is 1-Lipschitz as a linear map (``||W x|| <= ||x||``) and a discriminator built from
-such layers and 1-Lipschitz activations cannot sharpen its verdict without bound: the
-SN-GAN recipe, with the hinge loss (:func:`tinygan.losses.hinge_d_loss`).
-
-sigma is estimated by power iteration, carried from one forward pass to the next. With the
-weight seen as a matrix W (h, w) (a conv weight (out, in, kh, kw) as (out, in*kh*kw); a
-transposed conv's (in, out, kh, kw) with its output axis first):
-
-    v <- W^T u / ||W^T u||,    u <- W v / ||W v||          (n_power_iterations times)
-    sigma = u^T W v,           W_SN = W / sigma
-
-u and v are buffers (saved in the state dict, moved with the module); the iteration runs
-in training mode only, one step per forward pass, so u converges to the top singular
-vector as training goes on, while an evaluation pass is a pure function of the saved
-state. The iteration is not differentiated (u and v are constants of the graph); sigma is,
-through W, as in PyTorch, so the gradient sees W_SN's dependence on W.
-
-The layer keeps PyTorch's names: the trained parameter is ``weight_orig``, the buffers
-``weight_u`` (h,) and ``weight_v`` (w,), and ``weight`` is the normalised weight, computed
-before each forward pass, so a state dict moves to and from
-``torch.nn.utils.spectral_norm`` unchanged.
+layer is 1-Lipschitz as a linear map and a discriminator built from such layers and
+1-Lipschitz activations cannot sharpen its verdict without bound: the SN-GAN recipe, with
+the hinge loss (:func:`tinygan.losses.hinge_d_loss`). The hook that computes W / sigma
+before each forward pass, and the power iteration that estimates sigma, are
+:class:`tinygan.nn.SpectralNorm` (the main demo's discriminator uses it); this module
+installs it with PyTorch's names and checks: the trained parameter is ``weight_orig``, the
+buffers ``weight_u`` (h,) and ``weight_v`` (w,), and ``weight`` is the normalised weight,
+so a state dict moves to and from ``torch.nn.utils.spectral_norm`` unchanged.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinygan.backend import array_module, device_of, to_device
-from tinygan.extras.ops import div
-from tinygan.ops import matmul, reshape, transpose
+from tinygan.backend import device_of, to_device
 from tinygan.tensor import Tensor
 
 if TYPE_CHECKING:
     from tinygan.nn import Module
-
-
-class SpectralNorm:
-    """The hook :func:`spectral_norm` installs: sets ``module.<name>`` = W / sigma(W)."""
-
-    def __init__(self, name: str, n_power_iterations: int, eps: float, dim: int) -> None:
-        self.name, self.n_power_iterations, self.eps, self.dim = name, n_power_iterations, eps, dim
-
-    def matrix(self, weight: Any) -> Any:
-        """The weight (array or Tensor) as the matrix (h, w) whose top singular value is
-        sigma: axis ``dim`` first, the others flattened.
-        """
-        order = (self.dim, *(a for a in range(weight.ndim) if a != self.dim))
-        if isinstance(weight, Tensor):
-            return reshape(transpose(weight, order), (weight.shape[self.dim], -1))
-        return weight.transpose(order).reshape(weight.shape[self.dim], -1)
-
-    def __call__(self, module: Module) -> None:
-        self.normalize(module, power_iteration=module.training)
-
-    def normalize(self, module: Module, power_iteration: bool) -> None:
-        """Set ``module.<name>`` = W / u^T W v, after ``n_power_iterations`` steps of power
-        iteration on u and v when ``power_iteration`` is on.
-        """
-        weight = getattr(module, self.name + "_orig")
-        u, v = module._buffers[self.name + "_u"], module._buffers[self.name + "_v"]
-        if power_iteration:
-            w = self.matrix(weight.data)
-            for _ in range(self.n_power_iterations):
-                v = _normalized(w.T @ u, self.eps)
-                u = _normalized(w @ v, self.eps)
-            module._buffers[self.name + "_u"], module._buffers[self.name + "_v"] = u, v
-        u_row, v_col = Tensor(u.reshape(1, -1)), Tensor(v.reshape(-1, 1))  # constants
-        sigma = matmul(matmul(u_row, self.matrix(weight)), v_col).reshape(())
-        object.__setattr__(module, self.name, div(weight, sigma))
-
-
-def _normalized(x: Any, eps: float) -> Any:
-    """x / max(||x||_2, eps), as torch.nn.functional.normalize (on the device: no sync)."""
-    xp = array_module(x)
-    return x / xp.maximum(xp.sqrt((x * x).sum()), eps)
 
 
 def spectral_norm(
@@ -106,7 +50,7 @@ def spectral_norm(
         >>> list(D[0].state_dict())
         ['bias', 'weight_orig', 'weight_u', 'weight_v']
     """
-    from tinygan.nn import ConvTranspose2d, Parameter
+    from tinygan.nn import ConvTranspose2d, Parameter, SpectralNorm, normalized
 
     if any(
         isinstance(hook, SpectralNorm) and hook.name == name for hook in module._forward_pre_hooks
@@ -137,7 +81,7 @@ def spectral_norm(
     rng = np.random.default_rng() if rng is None else rng
     u, v = (
         to_device(
-            _normalized(rng.standard_normal(n), hook.eps).astype(weight.dtype),
+            normalized(rng.standard_normal(n), hook.eps).astype(weight.dtype),
             device_of(weight.data),
         )
         for n in (h, w)
@@ -152,4 +96,17 @@ def spectral_norm(
     unnormalised = Tensor(weight.data)
     unnormalised._changes = weight._changes
     object.__setattr__(module, name, unnormalised)
+    return module
+
+
+def spectral_norm_layers(module: Module, rng: np.random.Generator) -> Module:
+    """:func:`spectral_norm` on every Linear, Conv2d and ConvTranspose2d layer of ``module``,
+    in the order of ``module.modules()``, the starting u and v of each drawn from ``rng``;
+    returns ``module``.
+    """
+    from tinygan.nn import Conv2d, ConvTranspose2d, Linear
+
+    for layer in module.modules():
+        if isinstance(layer, (Linear, Conv2d, ConvTranspose2d)):
+            spectral_norm(layer, rng=rng)
     return module

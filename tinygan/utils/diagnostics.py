@@ -19,7 +19,7 @@ each, naming the usual fixes, when it sees the signature of a known failure:
   below :data:`FADED` of its peak: G gets almost no signal (Goodfellow et al.'s saturating
   loss does this; Arjovsky and Bottou, 2017, say why).
 * **Mode collapse**: one digit is more than :data:`TOP_CLASS_SHARE` of the scored samples
-  (2.5 times its 10%), or the samples of the grid, drawn from fixed noise, are less than
+  (3 times its 10%), or the samples of the grid, drawn from fixed noise, are less than
   :data:`DIVERSITY_FLOOR` as far apart (mean distance between two of them) as real images
   are, which works for any images; at :data:`PERSIST` evaluations (or grids) in a row
   after step :data:`WARMUP`, since every GAN's samples start out alike and most spread
@@ -42,7 +42,7 @@ from tinygan.tensor import Tensor
 
 WINDOW = 100  # steps a sign must last
 FADED = 0.1  # G's gradient norm below this share of its peak has faded
-TOP_CLASS_SHARE = 0.25  # one digit above this share of the samples: mode collapse
+TOP_CLASS_SHARE = 0.3  # one digit above this share of the samples: mode collapse
 DIVERSITY_FLOOR = 0.3  # grid samples less than this share as far apart as real images
 WARMUP, PERSIST = 500, 2  # collapse is judged after step WARMUP, at PERSIST checks in a row
 SWING_WINDOW, BLOCK, SWING, SWING_CROSSINGS = 400, 25, 1.0, 4
@@ -152,7 +152,8 @@ class Watch:
         return (
             f"D is winning: for {WINDOW} steps D(G(z)) has averaged {d_fake:.3g} (a perfect "
             f"D's is {self.fake_target:g}) and G's gradient norm is {now:.2g}, down from "
-            f"{peak:.2g} ({peak / now:,.0f} times smaller): G gets almost no signal. Usual "
+            f"{peak:.2g}{f' ({peak / now:,.0f} times smaller)' if now else ''}: G gets almost "
+            "no signal. Usual "
             "fixes: the non-saturating loss (loss gan) or a loss whose gradient does not "
             "fade (lsgan, hinge, wgan-gp); a lower lr_d or higher lr_g; spectral norm or R1 "
             "on D; DiffAugment"

@@ -675,7 +675,7 @@ class Run:
         path = self.out / "config.json"
         if not path.exists():
             return
-        defaults = {f.name: f.default for f in fields(self.config)}  # for older runs' gaps
+        defaults = older_run_settings(type(self.config))  # for older runs' gaps
         changed = _changed_settings(json.loads(path.read_text()), asdict(self.config), defaults)
         if changed:
             details = ", ".join(changed)
@@ -799,14 +799,22 @@ def _saved_settings(folder: Path) -> dict[str, Any]:
     return saved if isinstance(saved, dict) else {}
 
 
+def older_run_settings(settings: type) -> dict[str, Any]:
+    """Each setting of the dataclass ``settings`` as a run had it whose ``config.json`` lacks
+    it, written by a tinygan from before the setting: off (False) for a switch, since each
+    switch added so far turns something new on (``spectral_norm``), else its default.
+    """
+    return {f.name: False if isinstance(f.default, bool) else f.default for f in fields(settings)}
+
+
 def _changed_settings(
     before: dict[str, Any], now: dict[str, Any], defaults: dict[str, Any] | None = None
 ) -> list[str]:
     """``"name: before -> now"`` for each setting that changes the result of a run.
 
     A setting missing from ``before`` (a run of a tinygan without it, such as ``r1_gamma``
-    before 0.5) counts as its value in ``defaults`` when given: a new setting's default is
-    the old behaviour.
+    before 0.5) counts as its value in ``defaults`` when given (see
+    :func:`older_run_settings`).
     """
     defaults = defaults or {}
     return [
