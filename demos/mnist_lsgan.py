@@ -123,8 +123,8 @@ def main() -> None:
         streams = RandomStreams(config.seed)
         # The networks, initialised from the seed: G maps z (N, z_dim) to digits
         # (N, 1, 28, 28) in [-1, 1]; D maps digits to one score each (N, 1).
-        G, D = models.mnist_models(config.model, config.z_dim, not config.spectral_norm,
-                                   config.seed)  # fmt: skip
+        G, D = models.mnist_models(config.model, config.z_dim, seed=config.seed,
+                                   d_batchnorm=not config.spectral_norm)  # fmt: skip
         if config.spectral_norm:  # each layer of D: W / sigma(W), tinygan.nn.SpectralNorm
             nn.utils.spectral_norm_layers(D, streams.spectral_norm())
         G, D = G.to(device), D.to(device)
