@@ -163,8 +163,8 @@ def main() -> None:
         real_scores, fake_scores = D(real), D(fake.detach())  # (n, 1) each
         d_loss = losses.lsgan_d_loss(real_scores, fake_scores)
         opt_d.minimize(d_loss)  # .grad = dL_D/dθ_D for D's parameters, then one Adam step
-        # Generator: D(G(z)) -> 1, through D into G. Only G's parameters move (D's BatchNorm
-        # running statistics do see the fakes: D runs in training mode, as in PyTorch).
+        # Generator: D(G(z)) -> 1, through D into G. Only G's parameters move (D runs in
+        # training mode, as in PyTorch: each D(...) steps spectral norm's u, v once).
         g_loss = losses.lsgan_g_loss(D(fake))
         opt_g.minimize(g_loss)
         if ema is not None:

@@ -183,3 +183,14 @@ def test_a_checkpoint_without_diagnostics_resumes_with_nan_for_its_steps(tmp_pat
     _, _, run = run_training(tmp_path, steps=4, resume=True)
     assert np.isnan(run.history["g_grad_norm"][:2]).all()
     assert np.isfinite(run.history["g_grad_norm"][2:]).all() and len(run.history["step"]) == 4
+
+
+def test_a_resumed_run_whose_every_block_holds_a_step_without_norms_gives_no_warning():
+    h = history(250, winning, lambda s: np.where(s <= 150, np.nan, 0.01))
+    assert Watch(0.0).after_steps(h) == []
+
+
+def test_noise_around_a_loss_near_zero_is_no_oscillation():
+    noise = np.random.default_rng(1).standard_normal(600)
+    near_zero = history(600, lambda s: -1.5, lambda s: 1.0, lambda s: 0.05 + 0.3 * noise)
+    assert Watch(-1.0).after_steps(near_zero) == []

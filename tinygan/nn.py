@@ -517,7 +517,8 @@ class Sequential(Module):
 
 # ---------------------------------------------------------------------------- losses
 
-# Off the main demo's path: nn.utils, evaluating, more layers; Sequential's fused Upsample+Conv2d.
+# Off the loop's path: nn.utils (which installs SpectralNorm when D is built), evaluating,
+# more layers; Sequential's fused Upsample+Conv2d.
 from tinygan.extras import nn_utils as utils  # noqa: E402, F401
 from tinygan.extras.layers import (  # noqa: E402, F401
     BCEWithLogitsLoss,

@@ -145,7 +145,10 @@ class Watch:
         if not np.isfinite(norms[-WINDOW:]).all():  # resumed from a run without norms
             return None
         blocks = norms[: len(norms) // WINDOW * WINDOW].reshape(-1, WINDOW)
-        peak = float(np.median(blocks[np.isfinite(blocks).all(axis=1)], axis=1).max())
+        known = blocks[np.isfinite(blocks).all(axis=1)]
+        if not len(known):  # every block holds a step of a run without norms
+            return None
+        peak = float(np.median(known, axis=1).max())
         now = float(np.median(norms[-WINDOW:]))
         if not (d_fake <= near and now < FADED * peak):
             return None
@@ -174,7 +177,8 @@ def _oscillation(history: Mapping[str, Sequence[float]]) -> str | None:
     centre = means.mean()
     swing = means.max() - means.min()
     crossings = int(np.count_nonzero(np.diff(np.sign(means - centre)) != 0))
-    if not (swing > SWING * abs(centre) and crossings >= SWING_CROSSINGS):
+    scale = max(abs(centre), float(losses.std()))  # a loss near 0 (hinge): its noise
+    if not (swing > SWING * scale and crossings >= SWING_CROSSINGS):
         return None
     return (
         f"the losses oscillate: over the last {SWING_WINDOW} steps G's loss, averaged over "
