@@ -75,7 +75,8 @@ def main() -> None:
         return out  # would keep every step's memory, and slow the steps down
 
     images, _ = load_mnist_or_bundled(download=False)
-    generator, discriminator = models.mnist_models("dcgan", 100, not LOSSES[args.loss].critic)
+    batchnorm = not LOSSES[args.loss].critic
+    generator, discriminator = models.mnist_models("dcgan", 100, d_batchnorm=batchnorm)
     with tempfile.TemporaryDirectory() as out:
         # The warm-up ends with a checkpoint (and nothing else is written); the timed run
         # resumes from it and writes nothing.

@@ -75,7 +75,7 @@ def train_config(config: MnistConfig, images: np.ndarray) -> Run:
     they continue from the checkpoint in ``config.out``, exactly."""
     batchnorm = discriminator_batchnorm(config)
     generator, discriminator = models.mnist_models(
-        config.model, config.z_dim, batchnorm, config.seed
+        config.model, config.z_dim, d_batchnorm=batchnorm, seed=config.seed
     )
     loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
     return train(generator, discriminator, loader, config, stream=io.StringIO())

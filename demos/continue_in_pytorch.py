@@ -228,7 +228,9 @@ def load_tinygan_run(config: Any) -> tuple[Any, ...]:
     """G, D, their Adam optimizers and the EMA of G (or None), as the checkpoint left them,
     and the checkpoint's step: the run in tinygan's objects, built as its demo builds them.
     """
-    G, D = models.mnist_models(config.model, config.z_dim, not config.spectral_norm, config.seed)
+    G, D = models.mnist_models(
+        config.model, config.z_dim, d_batchnorm=not config.spectral_norm, seed=config.seed
+    )
     if config.spectral_norm:  # as the demos build D: its u and v come from the checkpoint
         nn.utils.spectral_norm_layers(D, RandomStreams(config.seed).spectral_norm())
     betas = (config.beta1, config.beta2)

@@ -195,7 +195,7 @@ MNIST_MODELS = ("dcgan", "mlp")
 
 
 def mnist_models(
-    model: str, z_dim: int = 100, d_batchnorm: bool = True, seed: int = 0
+    model: str, z_dim: int = 100, *, d_batchnorm: bool = True, seed: int = 0
 ) -> tuple[nn.Sequential, nn.Sequential]:
     """(generator, discriminator) for 28x28 digits, both initialised from ``seed``.
 

@@ -263,7 +263,7 @@ def train_mnist(config: MnistConfig, stream: TextIO | None = None) -> None:
         DatasetError: the digits cannot be found, downloaded or read.
     """
     batchnorm = discriminator_batchnorm(config)
-    G, D = models.mnist_models(config.model, config.z_dim, batchnorm, config.seed)
+    G, D = models.mnist_models(config.model, config.z_dim, d_batchnorm=batchnorm, seed=config.seed)
     log = None if stream is None else (lambda line: print(line, file=stream))
     if config.sample:
         G.to(resolve_device(config.device))

@@ -333,7 +333,8 @@ class Run:
         """
         seconds = self._seconds_before + self.progress.elapsed()
         for name, network in zip(_NORMS, (self.generator, self.discriminator)):
-            values.setdefault(name, gradient_norm(network.parameters()))
+            if name not in values:  # a loop may give its own (continue_in_pytorch.py does)
+                values[name] = gradient_norm(network.parameters())
         arrays = {k: array_of(v) for k, v in values.items()}
         self._logged.append((step, seconds, arrays))
         self.step = step
