@@ -1,7 +1,7 @@
 """Continue a tinygan run in PyTorch: one process, or several with DistributedDataParallel.
 
-    python demos/continue_in_pytorch.py --out runs/mnist_lsgan --steps 3000
-    torchrun --nproc-per-node 2 demos/continue_in_pytorch.py --out runs/mnist_lsgan --steps 3000
+    python demos/continue_in_pytorch.py --out runs/mnist_lsgan --steps 4000
+    torchrun --nproc-per-node 2 demos/continue_in_pytorch.py --out runs/mnist_lsgan --steps 4000
 
 ``--steps`` is the step to train to, as the demos' ``--steps`` with ``--resume``; a second
 call continues from the first one's checkpoint. The run's ``config.json`` says which demo
@@ -64,7 +64,7 @@ from tinygan.bridge import adam_from_torch, adam_to_torch, to_torch
 from tinygan.checkpoint import load_checkpoint
 from tinygan.ema import EMA
 from tinygan.optim import Adam
-from tinygan.train import MnistConfig  # the settings of mnist_gan.py and mnist_dcgan.py runs
+from tinygan.train import MnistConfig, discriminator_batchnorm  # mnist_gan.py, mnist_dcgan.py
 from tinygan.utils.cli import parse_config, require_range, run_main, usage_errors
 from tinygan.utils.run import Run, RunError, older_run_settings
 from tinygan.utils.streams import RandomStreams
@@ -228,9 +228,10 @@ def load_tinygan_run(config: Any) -> tuple[Any, ...]:
     """G, D, their Adam optimizers and the EMA of G (or None), as the checkpoint left them,
     and the checkpoint's step: the run in tinygan's objects, built as its demo builds them.
     """
-    G, D = models.mnist_models(
-        config.model, config.z_dim, d_batchnorm=not config.spectral_norm, seed=config.seed
-    )
+    # D's BatchNorm as the run's demo decided it: the shared loop's rule, the main demo's own.
+    shared_loop = isinstance(config, MnistConfig)
+    batchnorm = discriminator_batchnorm(config) if shared_loop else not config.spectral_norm
+    G, D = models.mnist_models(config.model, config.z_dim, d_batchnorm=batchnorm, seed=config.seed)
     if config.spectral_norm:  # as the demos build D: its u and v come from the checkpoint
         nn.utils.spectral_norm_layers(D, RandomStreams(config.seed).spectral_norm())
     betas = (config.beta1, config.beta2)

@@ -142,14 +142,16 @@ def main() -> None:
         ema = EMA(G, config.ema) if config.ema else None
         sampler = G if ema is None else ema.model
         batchnorm_noise = [Tensor(b).to(device) for b in streams.batchnorm_noise(config.z_dim)]
-        # The run keeps the records: progress line, grids, losses.csv/png, checkpoints,
-        # --resume (which loads the checkpoint into G, D, the optimizers and the EMA).
-        # Ctrl-C lets the current step finish and saves it.
-        run = Run(config, G, D, opt_g, opt_d, ema=ema, streams=streams, stream=sys.stdout)
         # The data: uint8 digits (N, 28, 28); batch s is a pure function of (seed, s).
         root = config.data_root or None
         images = data.load_training_images(config.dataset, root, config.download, log=print)
         loader = data.BatchLoader(images, config.batch_size, seed=config.seed)
+        # The run keeps the records: progress line, grids, losses.csv/png, checkpoints,
+        # --resume (which loads the checkpoint into G, D, the optimizers and the EMA), and
+        # warns of mode collapse when a grid is far less diverse than a batch of real digits.
+        # Ctrl-C lets the current step finish and saves it.
+        run = Run(config, G, D, opt_g, opt_d, ema=ema, streams=streams, stream=sys.stdout,
+                  real_examples=loader.batch(0))  # fmt: skip
     if not config.reference:
         keep_freed_memory()  # a process setting: malloc keeps freed memory (tinygan/fast/)
 

@@ -15,7 +15,7 @@ over the 10 classes plus an implicit "fake" class, trained on three batches per 
     generated:   -log(1 - D(G(z)))
 
 and the generator by feature matching (tinygan/semi_supervised.py has the details,
-tinygan/losses.py the derivations). For comparison, the same network, from the same
+tinygan/losses_semi_supervised.py the derivations). For comparison, the same network, from the same
 initial weights, is trained for as many steps on the labelled images alone. Both are
 scored on test images the training never sees; the last lines printed are a row of the
 README's table. Output in runs/mnist_semi_supervised/: results.json (settings, accuracy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,24 @@ def test_a_diverging_demo_run_stops_with_an_error_and_finite_checkpoint(tmp_path
     with np.load(out / "checkpoint.npz") as checkpoint:  # of the step before the first NaN
         assert f"step {int(checkpoint['step']) + 1}: training diverged" in result.stderr
         assert all(np.isfinite(checkpoint[k]).all() for k in checkpoint.files)
+
+
+def test_resuming_a_run_of_an_older_main_demo_names_the_flags_that_continue_it(tmp_path):
+    """A run of 0.5's main demo (no spectral_norm in its config.json: it had none; batches
+    of 64; an EMA) is not resumed under today's defaults: the one line names what differs
+    and the flags that give the run's own settings back."""
+    out = tmp_path / "run"
+    args = ["--model", "mlp", "--no-download", "--out", str(out)]
+    run_demo("mnist_lsgan.py", "--steps", "1", *args)
+    saved = json.loads((out / "config.json").read_text())
+    del saved["spectral_norm"]
+    saved |= {"batch_size": 64, "ema": 0.995, "steps": 1500}
+    (out / "config.json").write_text(json.dumps(saved))
+    result = demo_status("mnist_lsgan.py", "--resume", *args)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "spectral_norm: False -> True" in result.stderr
+    assert "add --batch-size 64 --ema 0.995 --no-spectral-norm;" in result.stderr
+    assert "steps" not in result.stderr  # a longer run is a resumable change
 
 
 @pytest.mark.parametrize(

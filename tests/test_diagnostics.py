@@ -174,7 +174,9 @@ def test_a_grid_of_one_repeated_picture_warns_of_mode_collapse(tmp_path):
     assert stream.getvalue().count("warning: mode collapse?") == 1
 
 
-def test_a_checkpoint_without_diagnostics_resumes_with_nan_for_its_steps(tmp_path):
+def test_a_checkpoint_without_diagnostics_resumes_with_nan_norms_for_its_steps(tmp_path):
+    """A run of 0.5 kept no gradient norms (NaN, not drawn) and no Wasserstein estimate,
+    which its D(x) and D(G(z)) means give back."""
     run_training(tmp_path, steps=2, checkpoint_every=2)
     path = tmp_path / "run" / "checkpoint.npz"
     arrays = read_checkpoint(path)
@@ -183,6 +185,8 @@ def test_a_checkpoint_without_diagnostics_resumes_with_nan_for_its_steps(tmp_pat
     _, _, run = run_training(tmp_path, steps=4, resume=True)
     assert np.isnan(run.history["g_grad_norm"][:2]).all()
     assert np.isfinite(run.history["g_grad_norm"][2:]).all() and len(run.history["step"]) == 4
+    h = {k: np.array(v) for k, v in run.history.items()}
+    np.testing.assert_array_equal(h["wasserstein"][:2], (h["d_real"] - h["d_fake"])[:2])
 
 
 def test_a_resumed_run_whose_every_block_holds_a_step_without_norms_gives_no_warning():

@@ -88,6 +88,10 @@ class Watch:
         fake_target: the mean D(G(z)) of a D that wins outright (``LossFamily.fake_target``;
             None for a critic: no "D is winning" warning then).
         real_target: the mean D(x) of such a D (1 for every family with a target).
+
+    A resumed run's watch starts afresh: the loss signatures are read from the restored
+    history, so a warning of the run before the stop can be given again, and the count of
+    collapsed checks in a row starts from 0.
     """
 
     def __init__(self, fake_target: float | None, real_target: float = 1.0) -> None:

@@ -63,6 +63,7 @@ import io
 import json
 import math
 import re
+import shlex
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -477,10 +478,13 @@ class Run:
                 "start again with --overwrite (or another --out folder)"
             ) from err
         self.step = self.checkpoint_step = int(extras["step"])
-        steps = len(extras["history_step"])  # a run of 0.5 has no diagnostics: NaN, not drawn
+        steps = len(extras["history_step"])  # a run of 0.5 has no gradient norms: NaN, not drawn
         self.history = {
             k: list(map(float, extras.get(f"history_{k}", np.full(steps, np.nan)))) for k in HISTORY
         }
+        if "history_wasserstein" not in extras:  # 0.5 kept the two means it is made of
+            pairs = zip(self.history["d_real"], self.history["d_fake"])
+            self.history["wasserstein"] = [real - fake for real, fake in pairs]
         if self.metrics_path.exists():  # keep the evaluations up to the checkpoint's step
             with open(self.metrics_path, newline="") as f:
                 rows = [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
@@ -677,12 +681,13 @@ class Run:
         if not path.exists():
             return
         defaults = older_run_settings(type(self.config))  # for older runs' gaps
-        changed = _changed_settings(json.loads(path.read_text()), asdict(self.config), defaults)
+        now = asdict(self.config)
+        changed = _changed_settings(json.loads(path.read_text()), now, defaults)
         if changed:
-            details = ", ".join(changed)
             raise self._fail(
                 f"--resume: the settings differ from the run in {self.out.resolve()} "
-                f"({details}); use the same settings, or another --out folder"
+                f"({_describe_changes(changed, now)}); to continue it, add "
+                f"{_flags(changed)}; or use another --out folder"
             )
 
     def _write_config(self) -> None:
@@ -800,29 +805,55 @@ def _saved_settings(folder: Path) -> dict[str, Any]:
     return saved if isinstance(saved, dict) else {}
 
 
+# Each switch added to a demo's settings since 0.4 whose default today is not what runs
+# from before it had: such a run's config.json lacks the switch, and its run had it off.
+SWITCHES_OFF_BEFORE_ADDED = ("spectral_norm",)  # the main demo's default since 0.6
+
+
 def older_run_settings(settings: type) -> dict[str, Any]:
     """Each setting of the dataclass ``settings`` as a run had it whose ``config.json`` lacks
-    it, written by a tinygan from before the setting: off (False) for a switch, since each
-    switch added so far turns something new on (``spectral_norm``), else its default.
+    it, written by a tinygan from before the setting: off for the switches of
+    ``SWITCHES_OFF_BEFORE_ADDED``, else today's default (every other setting added so far
+    defaults to off: ``r1_gamma`` 0, ``augment`` "").
     """
-    return {f.name: False if isinstance(f.default, bool) else f.default for f in fields(settings)}
+    return {
+        f.name: False if f.name in SWITCHES_OFF_BEFORE_ADDED else f.default
+        for f in fields(settings)
+    }
 
 
 def _changed_settings(
     before: dict[str, Any], now: dict[str, Any], defaults: dict[str, Any] | None = None
-) -> list[str]:
-    """``"name: before -> now"`` for each setting that changes the result of a run.
+) -> dict[str, Any]:
+    """Each setting that changes the result of a run and differs between ``before`` and
+    ``now``, with its value in ``before``.
 
     A setting missing from ``before`` (a run of a tinygan without it, such as ``r1_gamma``
     before 0.5) counts as its value in ``defaults`` when given (see
     :func:`older_run_settings`).
     """
     defaults = defaults or {}
-    return [
-        f"{k}: {before.get(k, defaults.get(k))!r} -> {now[k]!r}"
-        for k in now
-        if k not in _RESUMABLE_CHANGES and not _same(k, before.get(k, defaults.get(k)), now[k])
-    ]
+    was = {k: before.get(k, defaults.get(k)) for k in now}
+    return {k: was[k] for k in now if k not in _RESUMABLE_CHANGES and not _same(k, was[k], now[k])}
+
+
+def _describe_changes(changed: dict[str, Any], now: dict[str, Any]) -> str:
+    """``"name: before -> now, ..."`` for the settings of :func:`_changed_settings`."""
+    return ", ".join(f"{k}: {was!r} -> {now[k]!r}" for k, was in changed.items())
+
+
+def _flags(settings: dict[str, Any]) -> str:
+    """The command-line flags that give each of ``settings`` its value: ``--ema 0.995``,
+    ``--no-spectral-norm``.
+    """
+    words = []
+    for name, value in settings.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        else:
+            words.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(words)
 
 
 def _same(name: str, before: Any, now: Any) -> bool:
@@ -1001,8 +1032,11 @@ def _which_settings(folder: Path, saved: dict[str, Any], config: Any) -> str:
     if not saved:
         return f"{_NO_CONFIG}. Give --sample the settings of the run that wrote it"
     if config is not None:
-        changed = _changed_settings(saved, asdict(config))
+        now = asdict(config)
+        changed = _changed_settings(saved, now, older_run_settings(type(config)))
         if changed:
-            shown = ", ".join(changed[:4]) + (", ..." if len(changed) > 4 else "")
-            return f". The run's config.json differs from these settings in {shown}"
+            return (
+                f". The run's config.json differs from these settings in "
+                f"{_describe_changes(changed, now)}: add {_flags(changed)}"
+            )
     return f". Give --sample the settings of the run that wrote it (see {folder}/config.json)"
