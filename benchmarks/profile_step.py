@@ -2,6 +2,7 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_step.py
     python benchmarks/profile_step.py --loss wgan-gp  # WGAN-GP (one critic + one G update)
+    python benchmarks/profile_step.py --main-demo     # demos/mnist_lsgan.py's recipe
     python benchmarks/profile_step.py --matmuls       # also every matrix product of a step
     OPENBLAS_NUM_THREADS=1 python benchmarks/profile_step.py
 
@@ -41,7 +42,10 @@ from benchmarks.common import print_environment
 from tinygan import autograd, models
 from tinygan.data import BatchLoader, load_mnist_or_bundled
 from tinygan.gan import LOSSES
-from tinygan.train import TrainConfig, train
+from tinygan.train import TrainConfig, discriminator_batchnorm, train
+
+# demos/mnist_lsgan.py's settings that differ from the shared loop's defaults.
+MAIN_DEMO = {"batch_size": 32, "spectral_norm": True, "lr_g": 1e-3, "beta2": 0.9}
 
 
 def main() -> None:
@@ -50,9 +54,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
     parser.add_argument("--matmuls", action="store_true", help="list every matrix product")
+    parser.add_argument(
+        "--main-demo",
+        action="store_true",
+        help="the main demo's recipe: batches of 32, spectral norm in D, its learning rates",
+    )
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 1:
         parser.error("--steps and --warmup must be at least 1")
+    if args.main_demo and args.loss != "lsgan":
+        parser.error("--main-demo trains its own loss, lsgan")
+    recipe = MAIN_DEMO if args.main_demo else {}
 
     seconds: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
@@ -75,13 +87,13 @@ def main() -> None:
         return out  # would keep every step's memory, and slow the steps down
 
     images, _ = load_mnist_or_bundled(download=False)
-    batchnorm = not LOSSES[args.loss].critic
-    generator, discriminator = models.mnist_models("dcgan", 100, d_batchnorm=batchnorm)
     with tempfile.TemporaryDirectory() as out:
         # The warm-up ends with a checkpoint (and nothing else is written); the timed run
         # resumes from it and writes nothing.
         config = TrainConfig(loss=args.loss, steps=args.warmup, out=out, device="cpu",
-                             sample_every=0, checkpoint_every=args.warmup)  # fmt: skip
+                             sample_every=0, checkpoint_every=args.warmup, **recipe)  # fmt: skip
+        batchnorm = discriminator_batchnorm(config)
+        generator, discriminator = models.mnist_models("dcgan", 100, d_batchnorm=batchnorm)
         loader = BatchLoader(images, config.batch_size, seed=config.seed)
         train(generator, discriminator, loader, config)
         config = dataclasses.replace(
@@ -90,6 +102,8 @@ def main() -> None:
         autograd.Function.__call__ = timed_call
         if args.matmuls:
             np.matmul = timed_matmul
+        # New networks (train installs spectral norm on D), loaded from the checkpoint.
+        generator, discriminator = models.mnist_models("dcgan", 100, d_batchnorm=batchnorm)
         try:
             run = train(generator, discriminator, loader, config)
         finally:

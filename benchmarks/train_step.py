@@ -12,8 +12,8 @@
 only; the script prints the kernel that ran.) Training steps, the two frameworks in one
 process with the same thread count, timed by the protocol of :mod:`benchmarks.common`:
 alternating blocks of ``--block`` steps, the first of each block untimed, medians of at
-least ``--timed`` timed steps each. ``--cases`` picks them by name; without it the three
-MNIST-sized steps run (about half a minute on 2 cores), and ``--cases all`` adds the three
+least ``--timed`` timed steps each. ``--cases`` picks them by name; without it the four
+MNIST-sized steps run (under a minute on 2 cores), and ``--cases all`` adds the three
 image-folder steps (about 5 minutes more: a 64 px step takes 1.5 to 2 s):
 
 * ``dcgan28``: DCGAN-28 LSGAN (the reference model of CONTRIBUTING.md), batch 64: one D
@@ -22,6 +22,8 @@ image-folder steps (about 5 minutes more: a 64 px step takes 1.5 to 2 s):
   loss plus the gradient penalty, whose gradient is a double backward.
 * ``mlp``: MLP GAN (noise 96 -> 1024 -> 1024 -> 784; 784 -> 256 -> 256 -> 1), batch 128:
   one D update + one G update with the non-saturating BCE loss.
+* ``main``: the step of ``demos/mnist_lsgan.py``: DCGAN-28 LSGAN, batch 32, D spectrally
+  normalised (its power iteration at each of D's three forward passes) without BatchNorm.
 * ``folder32``: the image-folder DCGAN of ``demos/image_folder_dcgan.py`` (the DCGAN
   paper's networks, :func:`tinygan.models.dcgan_generator` and
   :func:`~tinygan.models.dcgan_discriminator` with BatchNorm, width 64, z in R^100, 3
@@ -116,7 +118,7 @@ class Case:
         self.image, self.g_update, self.bridge = image, g_update, bridge
 
 
-MNIST_CASES = ("dcgan28", "wgan-gp28", "mlp")
+MNIST_CASES = ("dcgan28", "wgan-gp28", "mlp", "main")
 FOLDER_CASES = ("folder32", "folder64", "seed001-64")
 
 
@@ -159,10 +161,16 @@ def make_cases(rng: np.random.Generator) -> list[Case]:
     dcgan = 3 * forward_flops(g28, (64, 100)) + 9 * forward_flops(d28, (64, *img))
     wgan = forward_flops(g28, (64, 100)) + 12 * forward_flops(critic, (64, *img))
     mlp = 3 * forward_flops(g_mlp, (128, 96)) + 9 * forward_flops(d_mlp, (128, *img))
+    # The main demo's step: DCGAN-28 at batch 32, D spectrally normalised in place of BatchNorm.
+    g_main = models.dcgan28_generator(100, rng=rng)
+    d_sn = models.dcgan28_discriminator(batch_norm=False, rng=rng)
+    main = 3 * forward_flops(g_main, (32, 100)) + 9 * forward_flops(d_sn, (32, *img))
+    nn.utils.spectral_norm_layers(d_sn, rng)
     return [
         Case("DCGAN-28 LSGAN step (batch 64)", 64, g28, d28, "lsgan", 100, dcgan),
         Case("WGAN-GP critic step (batch 64)", 64, g28, critic, "wgan-gp", 100, wgan),
         Case("MLP GAN step (batch 128)", 128, g_mlp, d_mlp, "gan", 96, mlp),
+        Case("main demo step (batch 32, SN)", 32, g_main, d_sn, "lsgan", 100, main, bridge=True),
     ]
 
 

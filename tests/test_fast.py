@@ -186,6 +186,66 @@ def test_batch_standardize_second_order():
     assert tg.gradgradcheck(lambda x: F.batch_norm(x, None, None, training=True) ** 3, [x])
 
 
+# ------------------------------------------------------------------------------ spectral norm
+
+SN_LAYERS = {
+    "linear": lambda rng: tg.nn.Linear(7, 4, rng=rng),
+    "conv": lambda rng: tg.nn.Conv2d(3, 5, 4, 2, 1, rng=rng),
+    "transposed": lambda rng: tg.nn.ConvTranspose2d(3, 5, 4, 2, 1, rng=rng),  # dim 1
+}
+
+
+def _normalised_weight(kind: str, dtype: str, device: str):
+    """A spectrally normalised layer of ``kind``; its hook run once (one power step)."""
+    rng = np.random.default_rng(7)
+    layer = SN_LAYERS[kind](rng)
+    tg.nn.utils.spectral_norm(layer, rng=rng)
+    layer = (layer.double() if dtype == "float64" else layer.float()).to(device)
+    layer._forward_pre_hooks[0](layer)
+    return layer
+
+
+@pytest.mark.parametrize("kind", list(SN_LAYERS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_spectral_normalize_equals_the_composition(kind, dtype, device) -> None:
+    """W / sigma as one op against nn.SpectralNorm's seven: the weight and its gradient by
+    the array path bit for bit (one forward pass: with several, the sums of their
+    contributions to dL/dW associate differently), the op-built backward and the gradient
+    of that gradient to rounding."""
+    results = []
+    for fast_paths in (True, False):
+        with tg.use_fast_paths(fast_paths):
+            layer = _normalised_weight(kind, dtype, device)
+            weight, w = layer.weight, layer.weight_orig
+            assert ("SpectralNormalize" in fast_ops_in(weight)) == fast_paths
+            r = tg.tensor(np.random.default_rng(8).standard_normal(w.shape), dtype=dtype,
+                          device=device)  # fmt: skip
+            (plain,) = tg.grad((weight * weight * r).sum(), [w], retain_graph=True)
+            (built,) = tg.grad((weight * weight * r).sum(), [w], create_graph=True)
+            (second,) = tg.grad((built * built).sum(), [w])
+            results.append([t.numpy() for t in (weight, plain, built, second)])
+    (fast_w, fast_plain, *_), (ref_w, ref_plain, *_) = results
+    np.testing.assert_array_equal(fast_w, ref_w)  # the composition's products, in its order
+    np.testing.assert_array_equal(fast_plain, ref_plain)  # its chain rule, in its order
+    tol = {"float64": 1e-12, "float32": 1e-5}[dtype]
+    for name, fast_value, ref_value in zip(("dW built", "d2W"), *(r[2:] for r in results)):
+        scale = np.abs(ref_value).max()
+        np.testing.assert_allclose(fast_value, ref_value, rtol=tol, atol=tol * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", list(SN_LAYERS))
+def test_spectral_normalize_first_and_second_order_by_finite_differences(kind) -> None:
+    layer = _normalised_weight(kind, "float64", "cpu")
+    hook = layer._forward_pre_hooks[0]
+    u, v = layer.weight_u, layer.weight_v
+
+    def normalised(w):
+        return tg.fast.spectral_norm.SpectralNormalize(hook, u, v)(w) ** 2
+
+    assert tg.gradcheck(normalised, [layer.weight_orig])
+    assert tg.gradgradcheck(normalised, [layer.weight_orig])
+
+
 # ------------------------------------------------------------------------------ convolution
 # DCGAN's shape (kernel 4, stride 2, padding 1) runs as two fused ops: SubPixelConvTranspose2d
 # (forward by the sub-pixel identity) and StridedConv2d (whose input gradient is that
@@ -387,6 +447,15 @@ def test_keep_freed_memory_takes_effect_on_glibc_only():
 # ------------------------------------------------------------------------------ the main demo
 
 
+def _main_demo_models(dtype: str):
+    """G and D as demos/mnist_lsgan.py builds them: D spectrally normalised, no BatchNorm."""
+    from tinygan.utils.streams import RandomStreams
+
+    G, D = models.mnist_models("dcgan", 100, d_batchnorm=False, seed=0)
+    tg.nn.utils.spectral_norm_layers(D, RandomStreams(0).spectral_norm())
+    return (G.double(), D.double()) if dtype == "float64" else (G, D)
+
+
 def _main_demo_run(fast_paths: bool, dtype: str, steps: int, n: int = 16, device: str = "cpu"):
     """The main demo's loop (DCGAN-28, LSGAN, Adam with its recipe, the EMA of G) for
     ``steps`` steps in ``dtype`` on ``device``: the losses of every step, and the images G
@@ -398,9 +467,7 @@ def _main_demo_run(fast_paths: bool, dtype: str, steps: int, n: int = 16, device
 
     images = data.load_training_images("mnist", None, download=False)
     with tg.use_fast_paths(fast_paths):
-        G, D = models.mnist_models("dcgan", 100, seed=0)
-        if dtype == "float64":
-            G, D = G.double(), D.double()
+        G, D = _main_demo_models(dtype)
         G, D = G.to(device), D.to(device)
         opt_g = optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.9))
         opt_d = optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.9))
@@ -441,9 +508,8 @@ def test_thirty_steps_of_the_main_demo_agree_with_and_without_fast_paths():
     trajectories (measured: losses 1e-6 apart for two steps, 14% apart at step 30). In
     float64 Adam's eps (1e-8) keeps those rounding-sized gradients' steps at ~1e-11; they
     reach the eval-mode outputs through the running means, which follow those biases with
-    a lag: measured, the images differ by at most 1.4e-10 (and D's eval-mode scores, whose
-    running means follow a bias that moved 6e-9, by 2e-8, which is why they are not here:
-    the losses already hold D's training-mode output at every step).
+    a lag: measured, the images differ by at most 1.4e-10. D (spectrally normalised, as in
+    the demo) is held by the losses, its output at every step.
     """
     fast_run = _main_demo_run(True, "float64", steps=30)
     reference_run = _main_demo_run(False, "float64", steps=30)
@@ -471,9 +537,7 @@ def _one_step_gradients(fast_paths: bool, dtype: str):
 
     images = data.load_training_images("mnist", None, download=False)
     with tg.use_fast_paths(fast_paths):
-        G, D = models.mnist_models("dcgan", 100, seed=0)
-        if dtype == "float64":
-            G, D = G.double(), D.double()
+        G, D = _main_demo_models(dtype)
         real = tg.Tensor(data.BatchLoader(images, 64, seed=0).batch(1).astype(dtype))
         fake = G(tg.Tensor(RandomStreams(0).noise(1, 64, 100).astype(dtype)))
         d_loss = losses.lsgan_d_loss(D(real), D(fake.detach()))

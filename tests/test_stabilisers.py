@@ -170,17 +170,20 @@ def test_u_and_v_move_in_training_mode_only_and_the_state_dict_keeps_pytorch_key
     np.testing.assert_array_equal(before["weight_orig"], after_train["weight_orig"])
 
 
+@pytest.mark.parametrize("fast_paths", [True, False])
 @pytest.mark.parametrize("kind", ["linear", "conv", "transposed"])
-def test_spectral_norm_gradients_first_and_second_order(kind):
+def test_spectral_norm_gradients_first_and_second_order(kind, fast_paths):
     """In eval mode (u and v fixed) the layer is a function of its input and weight_orig;
-    its first and second derivatives (a gradient penalty reaches the second) are checked."""
+    its first and second derivatives (a gradient penalty reaches the second) are checked,
+    for the composition and for its fused op (tinygan/fast/spectral_norm.py)."""
     layer, shape = _layer(kind, 3)
     nn.utils.spectral_norm(layer, rng=np.random.default_rng(4))
     layer.eval()
     x = tg.tensor(np.random.default_rng(5).standard_normal(shape), requires_grad=True)
     inputs = [x, layer.weight_orig]
-    assert tg.gradcheck(lambda x, w: F.tanh(layer(x)), inputs)
-    assert tg.gradgradcheck(lambda x, w: F.tanh(layer(x)), inputs)
+    with tg.use_fast_paths(fast_paths):
+        assert tg.gradcheck(lambda x, w: F.tanh(layer(x)), inputs)
+        assert tg.gradgradcheck(lambda x, w: F.tanh(layer(x)), inputs)
 
 
 def test_a_gradient_penalty_through_spectral_norm_matches_finite_differences():

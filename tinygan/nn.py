@@ -474,9 +474,13 @@ class SpectralNorm:
                 v = normalized(w.T @ u, self.eps)
                 u = normalized(w @ v, self.eps)
             module._buffers[self.name + "_u"], module._buffers[self.name + "_v"] = u, v
-        u_row, v_col = Tensor(u.reshape(1, -1)), Tensor(v.reshape(-1, 1))  # constants
-        sigma = F.reshape(F.matmul(F.matmul(u_row, self.matrix(weight)), v_col), ())
-        object.__setattr__(module, self.name, ops.mul(weight, ops.pow(sigma, -1.0)))
+        if fast.enabled():  # the same W / sigma as one op: tinygan/fast/spectral_norm.py
+            weight_sn = fast_spectral_norm.SpectralNormalize(self, u, v)(weight)
+        else:
+            u_row, v_col = Tensor(u.reshape(1, -1)), Tensor(v.reshape(-1, 1))  # constants
+            sigma = F.reshape(F.matmul(F.matmul(u_row, self.matrix(weight)), v_col), ())
+            weight_sn = ops.mul(weight, ops.pow(sigma, -1.0))
+        object.__setattr__(module, self.name, weight_sn)
 
 
 def normalized(x: Any, eps: float) -> Any:
@@ -531,4 +535,5 @@ from tinygan.extras.layers import (  # noqa: E402, F401
     Upsample,
 )
 from tinygan.extras.module import evaluating  # noqa: E402, F401
+from tinygan.fast import spectral_norm as fast_spectral_norm  # noqa: E402
 from tinygan.fast import upsample_conv as fast_upsample_conv  # noqa: E402

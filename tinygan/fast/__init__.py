@@ -40,6 +40,9 @@ where                      identity                                    saves
                            2x2 convs of the low-res x, one per output  36, per pixel; the
                            phase, kernels summed from the 3x3 taps     upsampled copy: seed
                                                                        001's G 1.11 -> 0.41 s
+``spectral_norm``          W / sigma(W) as one op; dL/dW =             7 ops and their
+                           (g - <g, W_sn> u v^T) / sigma,              backward per layer per
+                           sigma = u^T W v                             forward pass
 ``optim.adam_step``        Adam's update as whole-buffer passes over   5 temporaries per
                            flat m and v (the moments are their views)  parameter per step
 ``memory``                 glibc's malloc keeps freed memory           page faults: ~11%
