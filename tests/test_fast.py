@@ -97,7 +97,7 @@ def test_reference_mode_records_only_the_lessons_ops():
 
     assert fast_ops_in(reference(graph)) == set()
     assert fast_ops_in(graph()) == {
-        "MatMul", "LeakyReLU", "BatchStandardize", "StridedConv2d", "SubPixelConvTranspose2d"
+        "MatMul", "LeakyReLU", "Standardize", "StridedConv2d", "SubPixelConvTranspose2d"
     }  # fmt: skip
 
 
@@ -158,7 +158,7 @@ def test_leaky_relu_equals_the_composition(slope: float, dtype: str, device: str
 
 
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5, 5)])
-def test_batch_standardize_equals_the_composition(shape: tuple[int, ...], device: str) -> None:
+def test_standardize_equals_the_composition(shape: tuple[int, ...], device: str) -> None:
     """The fused op's forward, array backward (no graph recorded) and op-built backward
     against :func:`functional.standardize`, and the same running statistics."""
     rng = np.random.default_rng(3)
@@ -169,7 +169,7 @@ def test_batch_standardize_equals_the_composition(shape: tuple[int, ...], device
     ref_stats = [to_device(np.zeros(channels), device), to_device(np.ones(channels), device)]
     y = F.batch_norm(x, *stats, training=True)
     ref = reference(F.batch_norm, x, *ref_stats, training=True)
-    assert "BatchStandardize" in fast_ops_in(y) and not fast_ops_in(ref)
+    assert "Standardize" in fast_ops_in(y) and not fast_ops_in(ref)
     np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
     for a, r in zip(stats, ref_stats):
         np.testing.assert_allclose(to_numpy(a), to_numpy(r), rtol=1e-12, atol=1e-12)
@@ -181,7 +181,32 @@ def test_batch_standardize_equals_the_composition(shape: tuple[int, ...], device
     np.testing.assert_allclose(built.numpy(), ref_g.numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_batch_standardize_second_order():
+@pytest.mark.parametrize("normalized_shape", [(5,), (3, 5, 5)])
+def test_layer_norm_takes_the_fused_standardisation_and_equals_the_composition(
+    normalized_shape, device
+) -> None:
+    """LayerNorm's statistics run over each sample's trailing axes: the same fused op as
+    BatchNorm's, held to layer_norm's composition (forward, array backward, op-built)."""
+    shape = (4, *normalized_shape)
+    rng = np.random.default_rng(5)
+    x = tg.tensor(rng.standard_normal(shape) * 2 - 1, requires_grad=True, device=device)
+    weight, bias = (tg.tensor(rng.standard_normal(normalized_shape), requires_grad=True,
+                              device=device) for _ in range(2))  # fmt: skip
+    g = to_device(rng.standard_normal(shape), device)
+    y = F.layer_norm(x, normalized_shape, weight, bias)
+    ref = reference(F.layer_norm, x, normalized_shape, weight, bias)
+    assert "Standardize" in fast_ops_in(y) and not fast_ops_in(ref)
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
+    inputs = [x, weight, bias]
+    fast_g = tg.grad(y, inputs, grad_outputs=g, retain_graph=True)  # the array formula
+    built = tg.grad(y, inputs, grad_outputs=g, create_graph=True)  # the tinygan ops
+    ref_g = reference(lambda: tg.grad(ref, inputs, grad_outputs=g))
+    for a, b, r in zip(fast_g, built, ref_g):
+        np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(b.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_standardize_second_order():
     (x,) = _leaves("float64", 11, (5, 2, 2, 3))
     assert tg.gradgradcheck(lambda x: F.batch_norm(x, None, None, training=True) ** 3, [x])
 

@@ -99,7 +99,7 @@ def batch_norm(
                 f"batch_norm: training needs more than one value per channel, got input {x.shape}"
             )
         # One fused op with a closed-form first-order backward may take over: fast/norm.py
-        standardize_batch = fast_norm.batch_standardize if fast.enabled() else standardize
+        standardize_batch = fast_norm.standardize if fast.enabled() else standardize
         y, mean, var = standardize_batch(x, axes, eps)
         if running_mean is not None:
             _move_towards(running_mean, mean.reshape(channels), momentum)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan import ops
+from tinygan import fast, ops
 from tinygan.backend import array_module
 from tinygan.conv import avg_pool2d, col2im, conv2d, conv_transpose2d, im2col, max_pool2d
 from tinygan.extras.ops import min_max
@@ -133,9 +133,12 @@ def layer_norm(
         if t is not None and t.shape != shape:
             raise ValueError(f"layer_norm: {name} must have shape {shape}, got {t.shape}")
     axes = tuple(range(x.ndim - k, x.ndim))
-    centred = x - ops.mean(x, axes, keepdims=True)
-    var = ops.mean(centred * centred, axes, keepdims=True)
-    y = centred * ops.pow(var + float(eps), -0.5)
+    if fast.enabled():  # BatchNorm's fused standardisation, over these axes: fast/norm.py
+        y = fast_norm.standardize(x, axes, float(eps))[0]
+    else:
+        centred = x - ops.mean(x, axes, keepdims=True)
+        var = ops.mean(centred * centred, axes, keepdims=True)
+        y = centred * ops.pow(var + float(eps), -0.5)
     if weight is not None:
         y = y * weight
     if bias is not None:
@@ -276,3 +279,6 @@ def binary_cross_entropy_with_logits(
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+from tinygan.fast import norm as fast_norm  # noqa: E402

@@ -30,8 +30,9 @@ where                      identity                                    saves
                            product; dW = (g^T a)^T when W^T is a view  a copy of every dW
 ``ops.LeakyReLU``          max(x, a x) for 0 <= a <= 1; first-order    ``where``; the Mul op
                            backward written into the mask's buffer     and two temporaries
-``norm.batch_standardize`` one fused op whose first-order backward is  ~10 ops per BatchNorm
-                           closed form s (g - E g - xhat E[g xhat])    layer's backward
+``norm.standardize``       one fused op whose first-order backward is  ~10 ops per BatchNorm
+                           closed form s (g - E g - xhat E[g xhat])    or LayerNorm layer's
+                                                                       backward
 ``conv.StridedConv2d``     DCGAN's conv (k 4, s 2, p 1): bias added    a bias pass; the
                            in place, dW from the forward's columns     second im2col of x
 ``conv.SubPixel...``       conv_transpose2d (k 4, s 2, p 1) as four    col2im's 16 strided
