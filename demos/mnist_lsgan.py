@@ -1,6 +1,6 @@
 """LSGAN on MNIST: the whole training algorithm, top to bottom, in one file.
 
-    python demos/mnist_lsgan.py                # digits in about 4 minutes on a 2-core CPU
+    python demos/mnist_lsgan.py                # digits in about 4.5 minutes on a 2-core CPU
     python demos/mnist_lsgan.py --help         # every setting
     python demos/mnist_lsgan.py --resume       # continue an interrupted run exactly
     python demos/mnist_lsgan.py --overwrite    # delete the earlier run and start again
@@ -23,12 +23,12 @@ every change of state the algorithm makes is a line of it:
 
 The recipe: D's layers are spectrally normalised (each weight divided by its largest
 singular value: tinygan.nn.SpectralNorm) in place of BatchNorm, G learns five times faster
-than D (Adam 1e-3 against 2e-4), Adam's beta2 is 0.9, and batches hold 32 digits. Over
-three seeds that reaches in 3,000 steps a Fréchet distance of 128 +- 7 (123-136) with
-every digit drawn (class KL at most 0.037), where 0.5.0's recipe (BatchNorm in D, batches
-of 64, 1,500 steps, an EMA of G) scored 177 +- 10 (benchmarks/quality.py --sweep,
-BENCHMARKS.md). --ema 0.995 draws with a moving average of G's weights (tinygan/ema.py),
-which at this recipe's 3,000 steps scores no better (134 +- 11): off by default.
+than D (Adam 1e-3 against 2e-4), Adam's beta2 is 0.9, and batches hold 32 digits. In
+3,000 steps, over six runs (seeds 0-2 on one BLAS thread and on two), that reaches a
+Fréchet distance of 123 to 159 (mean 137) with every digit drawn (class KL at most 0.037),
+where 0.5.0's recipe (BatchNorm in D, batches of 64, 1,500 steps, an EMA of G) scored
+177 +- 10 (benchmarks/quality.py --sweep, BENCHMARKS.md). --ema 0.995 draws with a moving
+average of G's weights (tinygan/ema.py), which at 3,000 steps scores no better: off.
 
 Change the two loss lines to train another GAN (losses.gan_d_loss and losses.gan_g_loss:
 the original, non-saturating one). tinygan/train.py is this loop with k discriminator
