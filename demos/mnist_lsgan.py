@@ -33,8 +33,8 @@ average of G's weights (tinygan/ema.py), which at 3,000 steps scores no better: 
 Change the two loss lines to train another GAN (losses.gan_d_loss and losses.gan_g_loss:
 the original, non-saturating one). tinygan/train.py is this loop with k discriminator
 steps and WGAN-GP's penalty, for the other demos (a test holds the two to the same
-checkpoints). Optimisations of the plain compositions (fused convolutions, BatchNorm,
-Adam without temporaries) live in tinygan/fast/; --reference turns them off.
+checkpoints). Optimisations of the plain compositions (fused convolutions, spectral norm,
+BatchNorm, Adam without temporaries) live in tinygan/fast/; --reference turns them off.
 """
 
 import sys
@@ -50,7 +50,7 @@ from tinygan.fast.memory import keep_freed_memory
 from tinygan.optim import Adam
 from tinygan.tensor import Tensor
 from tinygan.utils.cli import parse_config, run_main, usage_errors
-from tinygan.utils.run import Run, sample_from_checkpoint
+from tinygan.utils.run import Run, check_folder, sample_from_checkpoint
 from tinygan.utils.streams import RandomStreams
 
 
@@ -142,6 +142,7 @@ def main() -> None:
         ema = EMA(G, config.ema) if config.ema else None
         sampler = G if ema is None else ema.model
         batchnorm_noise = [Tensor(b).to(device) for b in streams.batchnorm_noise(config.z_dim)]
+        check_folder(config)  # --out can hold this run: before the digits load, not after
         # The data: uint8 digits (N, 28, 28); batch s is a pure function of (seed, s).
         root = config.data_root or None
         images = data.load_training_images(config.dataset, root, config.download, log=print)

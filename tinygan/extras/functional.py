@@ -115,7 +115,9 @@ def layer_norm(
     one sample's output never depends on the others in its batch. That is what a WGAN-GP
     critic needs: the gradient penalty treats samples one by one, and BatchNorm would mix
     them (Gulrajani et al., 2017, section 4, suggest layer normalisation instead). Composed
-    of ops, so its gradient through mu and var, and that gradient's gradient, are exact.
+    of ops, so its gradient through mu and var, and that gradient's gradient, are exact;
+    the fast path, BatchNorm's fused standardisation (tinygan/fast/norm.py), rebuilds its
+    backward from ops whenever a graph is recorded, so they stay exact there too.
 
     Args:
         x: (..., *normalized_shape), e.g. (N, C, H, W) with normalized_shape (C, H, W).

@@ -5,7 +5,7 @@ and a reshape (W as the matrix M), two products (sigma = u^T M v), a reshape, a 
 a product (W * sigma^-1), and their backward passes are as many again, at every forward
 pass of every normalised layer: three times per layer in a step of the main demo.
 :class:`SpectralNormalize` is one op, whose first-order gradient is the composition's bit
-for bit (BENCHMARKS.md: the main demo's step before and after it).
+for bit per forward pass (BENCHMARKS.md: the main demo's step before and after it).
 
 **The gradient.** u and v are constants of the graph, so sigma = u^T M v is linear in W,
 with dsigma/dM = u v^T. With W_sn = W / sigma and g = dL/dW_sn, the quotient rule gives
@@ -36,9 +36,12 @@ class SpectralNormalize(Function):
       its own derivative is exact. This is the reference.
     * no graph is recorded (plain training): the first line of the formula on arrays, with
       sigma from the forward pass, each product and sum taken as the composition's ops
-      take them, so the gradient is theirs bit for bit (a float32 GAN amplifies any
-      rounding difference into another trajectory within a few dozen steps). The tests
-      hold the two paths, and the composition, together.
+      take them, so the gradient of one forward pass is theirs bit for bit. A loss that
+      sums several passes (the main demo's D loss: D(x) and D(G(z))) adds their
+      gradients in another order than the composition's graph walk, so a float32 run
+      rounds otherwise and, as any GAN does with rounding, takes another trajectory
+      within a few dozen steps. The tests hold the two paths, and the composition,
+      together.
 
     Args:
         hook: the :class:`tinygan.nn.SpectralNorm` whose ``matrix`` lays W out as (h, w).
