@@ -69,7 +69,18 @@ def sub_pixel_conv_transpose2d(xp, x, weight, bias=None):
     flipped = weight[:, :, ::-1, ::-1].reshape(c_in, c_out, 2, 2, 2, 2)  # (c, o, du, r, dv, s)
     w_phases = flipped.transpose(2, 4, 0, 3, 5, 1).reshape(4 * c_in, 4 * c_out)
     phases = xp.matmul(cols, w_phases).reshape(n, h + 1, w + 1, 2, 2, c_out)
-    y = xp.empty((n, h, 2, w, 2, c_out), dtype=phases.dtype)  # rows (a, r), columns (b, s)
+    return interleave_phases(xp, phases, bias)
+
+
+def interleave_phases(xp, phases, bias=None):
+    """The image whose pixel (2a + r, 2b + s) is phase (r, s)'s window (a + r, b + s).
+
+    phases (N, H+1, W+1, 2, 2, C), the product of both sub-pixel identities (this one and
+    :mod:`tinygan.fast.upsample_conv`'s) -> (N, C, 2H, 2W), channels-last in memory, plus
+    ``bias`` (C,) when given: four strided copies.
+    """
+    n, h, w, c = phases.shape[0], phases.shape[1] - 1, phases.shape[2] - 1, phases.shape[5]
+    y = xp.empty((n, h, 2, w, 2, c), dtype=phases.dtype)  # rows (a, r), columns (b, s)
     for r in range(2):
         for s in range(2):
             phase = phases[:, r : r + h, s : s + w, r, s, :]
@@ -77,7 +88,7 @@ def sub_pixel_conv_transpose2d(xp, x, weight, bias=None):
                 y[:, :, r, :, s, :] = phase
             else:
                 xp.add(phase, bias, out=y[:, :, r, :, s, :])
-    return y.reshape(n, 2 * h, 2 * w, c_out).transpose(0, 3, 1, 2)
+    return y.reshape(n, 2 * h, 2 * w, c).transpose(0, 3, 1, 2)
 
 
 class SubPixelConvTranspose2d(Function):

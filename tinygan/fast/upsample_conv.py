@@ -73,6 +73,7 @@ from tinygan import nn, ops
 from tinygan.autograd import Function, is_grad_enabled
 from tinygan.conv import conv_transpose2d, im2col, im2col_array
 from tinygan.extras.ops import upsample_nearest
+from tinygan.fast.conv import interleave_phases
 from tinygan.ops import matmul, reshape, transpose
 from tinygan.tensor import Tensor
 
@@ -118,15 +119,7 @@ def upsample_conv2d_array(xp, x, weight, bias=None, cols=None):
     if cols is None:
         cols = im2col_array(xp, x, (2, 2), (1, 1), (1, 1))  # (N*(H+1)*(W+1), 4*C)
     phases = xp.matmul(cols, phase_weights(xp, weight)).reshape(n, h + 1, w + 1, 2, 2, o)
-    y = xp.empty((n, h, 2, w, 2, o), dtype=phases.dtype)  # rows (i, a), columns (j, b)
-    for a in range(2):
-        for b in range(2):
-            phase = phases[:, a : a + h, b : b + w, a, b, :]
-            if bias is None:
-                y[:, :, a, :, b, :] = phase
-            else:
-                xp.add(phase, bias, out=y[:, :, a, :, b, :])
-    return y.reshape(n, 2 * h, 2 * w, o).transpose(0, 3, 1, 2)
+    return interleave_phases(xp, phases, bias)  # y[n, o, 2i + a, 2j + b] = P[...] + bias[o]
 
 
 class UpsampleConv2d(Function):
