@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinygan.fast.memory import keep_freed_memory
+
 # The protocol's defaults: blocks of 4 calls, the first untimed, 30 timed calls each.
 BLOCK = 4
 TIMED = 30
@@ -56,6 +58,23 @@ def alternating_medians(
                 fn()
                 times[name].append(time.perf_counter() - start)
     return {name: 1000.0 * statistics.median(t) for name, t in times.items()}
+
+
+def add_memory_flag(parser) -> None:
+    """``--keep-freed-memory``: time tinygan as its training loops run it."""
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="let glibc's malloc keep freed memory, as tinygan's training loops do "
+        "(tinygan.fast.memory; a setting of the whole process, so PyTorch's too)",
+    )
+
+
+def apply_memory_flag(args) -> str:
+    """Apply ``--keep-freed-memory``; the words that say which malloc ran."""
+    if args.keep_freed_memory and keep_freed_memory():
+        return "malloc keeps freed memory (as the training loops run tinygan)"
+    return "glibc's malloc as it comes"
 
 
 def blas_thread_count() -> int:

@@ -9,7 +9,9 @@ forward pass alone (no graph recorded) and forward + backward (gradients of inpu
 weight). PyTorch runs in the same process, with the same number of threads, on the same
 data; the four timings of a row are taken by the protocol of :mod:`benchmarks.common`
 (alternating blocks of ``--block`` calls, the first untimed, medians of at least
-``--timed`` timed calls each).
+``--timed`` timed calls each). ``--keep-freed-memory`` times tinygan as its training
+loops run it, with glibc's malloc keeping freed memory (:mod:`tinygan.fast.memory`):
+without it, each large array of a call is fresh pages from the kernel, faulted in again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tinygan as tg
-from benchmarks.common import BLOCK, TIMED, alternating_medians, frameworks, print_environment
+from benchmarks.common import (
+    BLOCK,
+    TIMED,
+    add_memory_flag,
+    alternating_medians,
+    apply_memory_flag,
+    frameworks,
+    print_environment,
+)
 from tinygan import functional as F
 
 # (name, op, input shape, weight shape); every layer uses kernel 4, stride 2, padding 1.
@@ -80,14 +90,16 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--timed", type=int, default=TIMED, help="timed calls per measurement")
     parser.add_argument("--block", type=int, default=BLOCK, help="calls per block (1st untimed)")
+    add_memory_flag(parser)
     args = parser.parse_args()
+    malloc = apply_memory_flag(args)
 
     torch, sync_tg, sync_torch = frameworks(args.device)
     rng = np.random.default_rng(0)
     print_environment(args.device, torch)
     print(
         f"device: {args.device}, batch 64; medians of at least {args.timed} timed calls, in "
-        f"alternating blocks of {args.block} (the first untimed), ms\n"
+        f"alternating blocks of {args.block} (the first untimed), ms; {malloc}\n"
     )
     print("| layer | tinygan fwd | torch fwd | ratio | tinygan fwd+bwd | torch fwd+bwd | ratio |")
     print("|" + "---|" * 7)

@@ -50,6 +50,9 @@ does 16/36 of it), x3 for a forward + backward pass (the usual rule; tinygan ski
 of that work, such as D's weight gradients in the G update, so its share of the machine's
 peak is a conservative figure, except for the fused upsampling pairs). The peak is the
 float32 NumPy matrix product of two 2048 x 2048 matrices, measured in the same run.
+``--keep-freed-memory`` times tinygan as its training loops run it, glibc's malloc keeping
+freed memory (:mod:`tinygan.fast.memory`), a setting of the whole process that PyTorch's
+step runs under too; without it, a large array is fresh pages from the kernel each step.
 Memory: the peak of NumPy allocations during one tinygan step (tracemalloc, CPU only);
 PyTorch's allocator is invisible to tracemalloc, so no PyTorch figure is given.
 """
@@ -67,7 +70,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tinygan as tg
-from benchmarks.common import BLOCK, TIMED, alternating_medians, frameworks, print_environment
+from benchmarks.common import (
+    BLOCK,
+    TIMED,
+    add_memory_flag,
+    alternating_medians,
+    apply_memory_flag,
+    frameworks,
+    print_environment,
+)
 from tinygan import models, nn
 from tinygan.gan import LOSSES, d_step, g_step
 from tinygan.optim import Adam
@@ -336,7 +347,9 @@ def main() -> None:
         help=f"steps to time, of {', '.join(MNIST_CASES + FOLDER_CASES)}, or all "
         f"(default: {' '.join(MNIST_CASES)})",
     )
+    add_memory_flag(parser)
     args = parser.parse_args()
+    malloc = apply_memory_flag(args)
 
     torch, sync_tg, sync_torch = frameworks(args.device)
     from tinygan.data import images_to_float, load_mnist_or_bundled
@@ -349,7 +362,7 @@ def main() -> None:
     peak = print_environment(args.device, torch)
     print(
         f"device: {args.device}; medians of at least {args.timed} timed steps, in alternating "
-        f"blocks of {args.block} (the first untimed)\n"
+        f"blocks of {args.block} (the first untimed); {malloc}\n"
     )
     print(
         "| step | tinygan ms | steps/s | torch ms | steps/s | tinygan/torch | "
