@@ -15,6 +15,7 @@ and the NumPy matrix-product peak measured in the same run.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import math
 import os
@@ -60,7 +61,7 @@ def alternating_medians(
     return {name: 1000.0 * statistics.median(t) for name, t in times.items()}
 
 
-def add_memory_flag(parser) -> None:
+def add_memory_flag(parser: argparse.ArgumentParser) -> None:
     """``--keep-freed-memory``: time tinygan as its training loops run it."""
     parser.add_argument(
         "--keep-freed-memory",
@@ -70,11 +71,11 @@ def add_memory_flag(parser) -> None:
     )
 
 
-def apply_memory_flag(args) -> str:
+def apply_memory_flag(args: argparse.Namespace) -> str:
     """Apply ``--keep-freed-memory``; the words that say which malloc ran."""
     if args.keep_freed_memory and keep_freed_memory():
         return "malloc keeps freed memory (as the training loops run tinygan)"
-    return "glibc's malloc as it comes"
+    return "the C library's malloc as it comes"
 
 
 def blas_thread_count() -> int:

@@ -16,7 +16,10 @@ backward counts for that op, not twice), so the rows add up to the time spent in
 the rest of the step is Adam, the graph walk's bookkeeping, the data and Python. The first
 ``--warmup`` steps are a separate ``train`` call, which the timed one resumes from; the
 step time is the run's own clock (``history["seconds"]``), which leaves the loading of
-the checkpoint out.
+the checkpoint out. ``--case NAME`` profiles a step of ``benchmarks/train_step.py``'s
+image-folder case instead (its networks, random images of its size): ``--warmup`` steps
+called directly, then ``--steps`` timed by the clock, with glibc's malloc keeping freed
+memory as the training loops run tinygan (:mod:`tinygan.fast.memory`).
 
 ``--matmuls`` times the matrix products on their own row, "(matrix products)" (every
 product in tinygan goes through the array module's ``matmul``, which the script wraps),
@@ -46,6 +49,7 @@ from benchmarks.common import print_environment
 from benchmarks.train_step import FOLDER_CASES, data_source, folder_case, tinygan_step
 from tinygan import autograd, models
 from tinygan.data import BatchLoader, load_mnist_or_bundled
+from tinygan.fast.memory import keep_freed_memory
 from tinygan.gan import LOSSES
 from tinygan.train import TrainConfig, discriminator_batchnorm, train
 
@@ -79,6 +83,7 @@ def main() -> None:
 
     timer = OpTimer(matmuls=args.matmuls)
     if args.case:
+        keep_freed_memory()  # as tinygan.train does before its first step
         case = folder_case(args.case)
         step = tinygan_step(case, "cpu", data_source(case, np.empty(0), 1))
         for _ in range(args.warmup):
@@ -134,19 +139,26 @@ class OpTimer:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.products: list[tuple] = []  # (a, b, seconds) of every product, a and b described
-        self.inner: list[float] = []  # per open timer, the seconds of the timers inside it
+        self.open: list[list] = []  # per open timer: [name, seconds of the timers inside it]
 
     def exclusive(self, name: str, run, *args):
-        """``run(*args)``, its time less that of the timers inside it added to ``name``."""
-        self.inner.append(0.0)
+        """``run(*args)``, its time less that of the timers inside it added to ``name``.
+
+        A call inside a call of the same name (a fast op's backward calling the lesson op's,
+        ``super().backward``) is counted once.
+        """
+        nested = bool(self.open) and self.open[-1][0] == name
+        self.open.append([name, 0.0])
         start = time.perf_counter()
-        out = run(*args)
-        elapsed = time.perf_counter() - start
-        self.seconds[name] += elapsed - self.inner.pop()
-        self.calls[name] += 1
-        if self.inner:
-            self.inner[-1] += elapsed
-        return out
+        try:
+            return run(*args)
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[name] += elapsed - self.open.pop()[1]
+            if not nested:
+                self.calls[name] += 1
+            if self.open:
+                self.open[-1][1] += elapsed
 
     def __enter__(self) -> None:
         untimed_call = self.untimed_call = autograd.Function.__call__
@@ -195,7 +207,8 @@ class OpTimer:
         print(f"| (outside ops: Adam, the graph walk, data, records, Python) | "
               f"{total - in_ops:.1f} | {100 * (total - in_ops) / total:.0f}% | |")  # fmt: skip
         if self.matmuls:
-            print_products(self.products[-len(self.products) // steps :], peak)
+            per_step = len(self.products) // steps
+            print_products(self.products[len(self.products) - per_step :], peak)
 
 
 def _operand(a) -> tuple[tuple[int, ...], str, str]:

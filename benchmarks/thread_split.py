@@ -7,7 +7,8 @@
 NumPy runs a copy or an elementwise pass on the calling thread and releases the GIL inside
 it, so a second thread could take half of its rows. This script times two such passes of
 seed 001's 64 px step (LeakyReLU's first-order backward on a (32, 64, 32, 32) activation,
-8 MB, as ``tinygan.fast.ops.LeakyReLU`` computes it; the window copy of a 4x4 stride-2
+8 MB: ``tinygan.fast.ops.LeakyReLU``'s four passes, here into a buffer made once; the
+window copy of a 4x4 stride-2
 im2col of it, 32 MB) on one thread and split in two halves (the calling thread and one
 worker from a pool made once), each
 (a) **alone**, and
@@ -16,9 +17,10 @@ worker from a pool made once), each
     spinning on their cores for about 2^28 cycles (``OPENBLAS_THREAD_TIMEOUT``, read when
     NumPy loads OpenBLAS) before they sleep, so the worker thread finds its core taken.
 
-Alternating blocks of 4 passes (the first untimed), medians of 40 timed passes. The split
-is bit for bit the one-thread pass (checked here too): every element is computed by the
-same operations.
+Alone: alternating blocks of 4 passes (the first untimed), medians of 40 timed passes.
+After a product: the two alternate pass by pass, each pass timed after its own (untimed)
+product, medians of 40. The split is bit for bit the one-thread pass (checked here, into
+a buffer filled with NaN first): every element is computed by the same operations.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,7 +43,7 @@ from tinygan.conv import im2col_array
 POOL = ThreadPoolExecutor(1)
 
 
-def leaky_relu_backward(x, g, out, rows) -> None:
+def leaky_relu_backward(x: np.ndarray, g: np.ndarray, out: np.ndarray, rows: slice) -> None:
     """dL/dx = dL/dy * (1 if x > 0 else 0.2), the slopes built in ``out`` (fast/ops.py)."""
     s = out[rows]
     np.greater(x[rows], 0, out=s)
@@ -49,16 +52,16 @@ def leaky_relu_backward(x, g, out, rows) -> None:
     s *= g[rows]
 
 
-def window_copy(windows, out, rows) -> None:
+def window_copy(windows: np.ndarray, out: np.ndarray, rows: slice) -> None:
     """im2col's one copy: the strided view of every window into rows."""
     out[rows] = windows[rows]
 
 
-def one_thread(pass_, *arrays):
+def one_thread(pass_: Callable, *arrays: np.ndarray) -> Callable[[], None]:
     return lambda: pass_(*arrays, slice(None))
 
 
-def two_threads(pass_, *arrays):
+def two_threads(pass_: Callable, *arrays: np.ndarray) -> Callable[[], None]:
     half = len(arrays[-1]) // 2
 
     def run():
@@ -69,7 +72,9 @@ def two_threads(pass_, *arrays):
     return run
 
 
-def after_product(run, a, b):
+def after_product(
+    run: Callable[[], None], a: np.ndarray, b: np.ndarray
+) -> tuple[Callable[[], None], dict]:
     """``run`` preceded by a matrix product of seed 001's size (untimed)."""
     timed = {"s": 0.0}
 
@@ -108,6 +113,7 @@ def main() -> None:
     for name, (pass_, *arrays) in passes.items():
         one_thread(pass_, *arrays)()
         single = arrays[-1].copy()
+        arrays[-1].fill(np.nan)  # a row the split failed to write would show
         two_threads(pass_, *arrays)()
         assert np.array_equal(single, arrays[-1]), "the split changed the result"
         ms = alternating_medians(

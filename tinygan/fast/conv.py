@@ -18,6 +18,9 @@ The tests hold both against the im2col/col2im composition, first and second orde
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Any
+
 from tinygan import ops
 from tinygan.autograd import Function, is_grad_enabled
 from tinygan.conv import conv_output_size, conv_transpose2d, im2col, im2col_array
@@ -72,7 +75,7 @@ def sub_pixel_conv_transpose2d(xp, x, weight, bias=None):
     return interleave_phases(xp, phases, bias)
 
 
-def interleave_phases(xp, phases, bias=None):
+def interleave_phases(xp: ModuleType, phases: Any, bias: Any = None) -> Any:
     """The image whose pixel (2a + r, 2b + s) is phase (r, s)'s window (a + r, b + s).
 
     phases (N, H+1, W+1, 2, 2, C), the product of both sub-pixel identities (this one and

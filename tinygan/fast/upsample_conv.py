@@ -119,7 +119,8 @@ def upsample_conv2d_array(xp, x, weight, bias=None, cols=None):
     if cols is None:
         cols = im2col_array(xp, x, (2, 2), (1, 1), (1, 1))  # (N*(H+1)*(W+1), 4*C)
     phases = xp.matmul(cols, phase_weights(xp, weight)).reshape(n, h + 1, w + 1, 2, 2, o)
-    return interleave_phases(xp, phases, bias)  # y[n, o, 2i + a, 2j + b] = P[...] + bias[o]
+    # y[n, o, 2i + a, 2j + b] = P[n, i + a, j + b, a, b, o] + bias[o]
+    return interleave_phases(xp, phases, bias)
 
 
 class UpsampleConv2d(Function):
