@@ -6,11 +6,11 @@
 
 NumPy runs a copy or an elementwise pass on the calling thread and releases the GIL inside
 it, so a second thread could take half of its rows. This script times two such passes of
-seed 001's 64 px step (LeakyReLU's first-order backward on a (32, 64, 32, 32) activation,
-8 MB: ``tinygan.fast.ops.LeakyReLU``'s four passes, here into a buffer made once; the
-window copy of a 4x4 stride-2
-im2col of it, 32 MB) on one thread and split in two halves (the calling thread and one
-worker from a pool made once), each
+seed 001's 64 px step on one thread and split in two halves (the calling thread and one
+worker from a pool made once): LeakyReLU's first-order backward on a (32, 64, 32, 32)
+activation, 8 MB (``tinygan.fast.ops.LeakyReLU``'s four passes, here into a buffer made
+once), and the window copy of a 4x4 stride-2 im2col of it, 32 MB (the strided view of
+:func:`tinygan.conv.im2col_array`, built here so that the copy alone is timed). Each
 (a) **alone**, and
 (b) **right after a matrix product**, as in a training step, where every few milliseconds
     a product runs on OpenBLAS's threads. After a product, OpenBLAS's idle threads keep
